@@ -1,0 +1,1 @@
+"""The avatar pipeline: slots filled by pluggy plugins, run in order."""
