@@ -80,7 +80,7 @@ class Settings:
             with config_path.open("rb") as fh:
                 values.update(tomllib.load(fh).get("vrhub", {}))
         fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
-        for name, f in fields.items():
+        for name in fields:
             raw = env.get(f"VRHUB_{name.upper()}")
             if raw is None:
                 continue

@@ -91,6 +91,18 @@ class StageRegistry:
             )
         self.stages[impl.slot][impl.name] = impl
 
+    def set_defaults(self, defaults: Mapping[str, str]) -> None:
+        """Make ``defaults`` (e.g. from VRHUB_STAGES) the choice when a request names none."""
+        for slot, name in defaults.items():
+            if slot not in self.stages:
+                raise SelectionError(f"unknown slot {slot!r}; slots are {', '.join(SLOTS)}", self.valid())
+            if name not in self.stages[slot]:
+                names = ", ".join(sorted(self.stages[slot])) or "(none registered)"
+                raise SelectionError(
+                    f"no implementation {name!r} for slot {slot!r}; valid: {names}", self.valid()
+                )
+        self.defaults.update(defaults)
+
     def valid(self) -> dict[str, list[str]]:
         return {slot: sorted(names) for slot, names in self.stages.items()}
 
@@ -104,9 +116,7 @@ class StageRegistry:
         for choice in choices:
             for slot in choice:
                 if slot not in self.stages:
-                    raise SelectionError(
-                        f"unknown slot {slot!r}; slots are {', '.join(SLOTS)}", self.valid()
-                    )
+                    raise SelectionError(f"unknown slot {slot!r}; slots are {', '.join(SLOTS)}", self.valid())
         for slot in SLOTS:
             name = next((c[slot] for c in choices if slot in c), self.defaults[slot])
             impl = self.stages[slot].get(name)
@@ -147,11 +157,14 @@ def _plugin_name(plugin: object) -> str:
     return getattr(plugin, "__name__", type(plugin).__name__)
 
 
-def get_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
+def get_plugin_manager(load_entry_points: bool = True, builtins: bool = True) -> pluggy.PluginManager:
     """A fresh plugin manager with the specs, the builtin plugins and (optionally) entry points."""
     pm = pluggy.PluginManager("vrhub")
     pm.add_hookspecs(hookspecs)
-    for module_name in DEFAULT_PLUGINS:
+    if os.environ.get("VRHUB_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(print)
+        pm.enable_tracing()
+    for module_name in DEFAULT_PLUGINS if builtins else ():
         pm.register(importlib.import_module(module_name), name=module_name)
     if load_entry_points:
         only = os.environ.get("VRHUB_LOAD_PLUGINS")
@@ -215,8 +228,7 @@ def build_registry(pm: pluggy.PluginManager, defaults: Mapping[str, str] | None 
 
         impl.function(register=register)
     if defaults:
-        registry.select(defaults)  # validate
-        registry.defaults.update(defaults)
+        registry.set_defaults(defaults)
     return registry
 
 
