@@ -1,0 +1,1 @@
+"""Hair: image features, the learned attribute model, the procedural hairstyle library and hair cards."""

@@ -1,0 +1,291 @@
+"""Segment a portrait into hair, face skin, body and background (slot ``segment``, name ``landmarks``).
+
+Method (all soft masks, float32 in [0, 1], summing to 1 per pixel):
+
+1. **Person**: mediapipe selfie segmentation (general model, cached per process) on a crop around
+   the head, so small faces in large photos are seen at a useful resolution.
+2. **Face skin**: the landmark face oval (``FACEMESH_FACE_OVAL``) intersected with a skin colour
+   model (Gaussian in CIE Lab, fitted to cheek and nose pixels located by landmarks).
+3. **Body**: person pixels below the jaw line (the lower face oval, extended sideways) that the
+   colour models do not claim for hair.
+4. **Hair**: person minus face skin minus body, refined by GrabCut whose seeds come from the masks
+   above: sure hair = non-skin-coloured person pixels in the cap above the face oval; sure not-hair =
+   background, the inner face, the neck column under the chin; probable labels elsewhere.
+
+The work is done on a crop scaled so that the face is about 110 px wide (fast and independent of the
+photo's resolution); the result is pasted back into full-size masks.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+from vrhub import hookimpl
+from vrhub.pipeline.types import FaceObservation, Photo, Segmentation
+
+#: face width in pixels at which the crop is analysed
+WORK_FACE_WIDTH = 110.0
+#: landmark indices of cheeks and nose used to sample skin colour
+SKIN_SAMPLE_LANDMARKS = (50, 280, 101, 330, 4, 195, 5, 205, 425, 36, 266)
+#: landmarks of the inner face (brows to chin) that is never hair
+INNER_FACE_LANDMARKS = (
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300, 345, 352, 411, 427, 434, 430, 394, 379, 152,
+    150, 169, 210, 214, 207, 123, 116,
+)  # fmt: skip
+#: brow landmarks (top edge of the brows)
+BROW_LANDMARKS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
+
+_lock = threading.Lock()
+_selfie_models: dict[int, object] = {}
+_face_oval_order: np.ndarray | None = None
+
+
+def _selfie_model(model_selection: int = 0):
+    """The mediapipe SelfieSegmentation model, created once per process."""
+    with _lock:
+        model = _selfie_models.get(model_selection)
+        if model is None:
+            import mediapipe as mp
+
+            model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=model_selection)
+            _selfie_models[model_selection] = model
+        return model
+
+
+def face_oval_order() -> np.ndarray:
+    """Landmark indices of the face oval as one closed loop, starting at the forehead top (10).
+
+    Returns (36,) int64, going clockwise in the image (toward the viewer's right first).
+    """
+    global _face_oval_order
+    if _face_oval_order is None:
+        import mediapipe as mp
+
+        edges = dict(mp.solutions.face_mesh_connections.FACEMESH_FACE_OVAL)
+        loop = [10]
+        while True:
+            nxt = edges[loop[-1]]
+            if nxt == loop[0]:
+                break
+            loop.append(nxt)
+        _face_oval_order = np.asarray(loop, np.int64)
+    return _face_oval_order
+
+
+def person_probability(rgb: np.ndarray, model_selection: int = 0) -> np.ndarray:
+    """Selfie-segmentation person probability.
+
+    rgb : (h, w, 3) uint8. Returns (h, w) float32 in [0, 1].
+    """
+    model = _selfie_model(model_selection)
+    with _lock:
+        result = model.process(np.ascontiguousarray(rgb))
+    mask = result.segmentation_mask
+    if mask is None:
+        return np.zeros(rgb.shape[:2], np.float32)
+    return np.clip(mask.astype(np.float32), 0.0, 1.0)
+
+
+def _polygon_mask(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """Filled polygon. points : (k, 2) float pixels. Returns (h, w) bool."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def skin_likelihood(lab: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Skin-colour likelihood from a Gaussian fitted to sample pixels (robust, trimmed).
+
+    Chroma (a, b) is modelled with a full covariance; lightness only counts when a pixel is much
+    darker than the skin (hair, shadows), because a bare scalp is often brighter than the cheeks.
+
+    lab : (h, w, 3) float32 CIE Lab; samples : (k, 3) float32 Lab pixels of known skin.
+    Returns (h, w) float32 in [0, 1].
+    """
+    if len(samples) < 10:
+        return np.zeros(lab.shape[:2], np.float32)
+    med = np.median(samples, axis=0)
+    d0 = np.linalg.norm((samples - med) / (samples.std(axis=0) + 1e-3), axis=1)
+    keep = samples[d0 <= np.quantile(d0, 0.8)]
+    mean = keep.mean(axis=0)
+    cov = np.cov(keep[:, 1:].T) + np.diag([4.0, 4.0])  # floor: lighting varies over a face
+    inv = np.linalg.inv(cov)
+    diff = lab.reshape(-1, 3)[:, 1:] - mean[1:]
+    d2 = np.einsum("ij,jk,ik->i", diff, inv, diff)
+    l_sigma = max(float(keep[:, 0].std()), 6.0)
+    darker = np.maximum(mean[0] - 1.5 * l_sigma - lab.reshape(-1, 3)[:, 0], 0.0) / l_sigma
+    d2 = d2 + darker**2
+    return np.exp(-0.5 * d2 / 4.0).reshape(lab.shape[:2]).astype(np.float32)
+
+
+def _crop_box(face: FaceObservation, width: int, height: int) -> tuple[int, int, int, int, float]:
+    """Crop (x0, y0, x1, y1) around the head and the scale that makes the face WORK_FACE_WIDTH wide."""
+    lm = face.landmarks[:, :2]
+    x0, y0 = lm.min(axis=0)
+    x1, y1 = lm.max(axis=0)
+    fw = max(x1 - x0, 8.0)
+    fh = max(y1 - y0, 8.0)
+    cx0 = int(max(0, np.floor(x0 - 1.3 * fw)))
+    cx1 = int(min(width, np.ceil(x1 + 1.3 * fw)))
+    cy0 = int(max(0, np.floor(y0 - 1.0 * fh)))
+    cy1 = int(min(height, np.ceil(y1 + 2.2 * fh)))
+    scale = WORK_FACE_WIDTH / fw
+    return cx0, cy0, cx1, cy1, float(scale)
+
+
+def segment_regions(
+    rgb: np.ndarray, landmarks: np.ndarray, model_selection: int = 0, grabcut_iterations: int = 4
+) -> dict[str, np.ndarray]:
+    """Segment an image (already cropped/scaled so the face is ~110 px wide).
+
+    rgb : (h, w, 3) uint8; landmarks : (478, 3) or (468, 3) float pixels in this image.
+    Returns dict of (h, w) float32 masks "hair", "skin", "body", "background" summing to 1.
+    """
+    h, w = rgb.shape[:2]
+    lm = landmarks[:, :2].astype(np.float64)
+    person = person_probability(rgb, model_selection)
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+    oval = lm[face_oval_order()]
+    oval_mask = _polygon_mask((h, w), oval)
+    inner_mask = _polygon_mask(
+        (h, w), cv2.convexHull(lm[list(INNER_FACE_LANDMARKS)].astype(np.float32))[:, 0]
+    )
+    face_w = float(np.ptp(oval[:, 0]))
+    face_h = float(np.ptp(oval[:, 1]))
+    radius = max(2, int(round(face_w * 0.04)))
+
+    # skin colour model from cheeks/nose discs
+    sample_mask = np.zeros((h, w), np.uint8)
+    for i in SKIN_SAMPLE_LANDMARKS:
+        cv2.circle(sample_mask, (int(round(lm[i, 0])), int(round(lm[i, 1]))), radius, 1, -1)
+    skin_like = skin_likelihood(lab, lab[sample_mask.astype(bool)])
+
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    brow_y = float(np.mean(lm[list(BROW_LANDMARKS), 1]))
+    top_y = float(oval[:, 1].min())
+    chin = lm[152]
+    # jaw line: lower half of the oval (below the eyes), as y(x); extended sideways with its end heights
+    lower = oval[oval[:, 1] > float(np.mean(lm[[33, 263], 1]))]
+    order = np.argsort(lower[:, 0])
+    jaw_x, jaw_y = lower[order, 0], lower[order, 1]
+    jaw_at_x = np.interp(xs[0], jaw_x, jaw_y).astype(np.float32)  # (w,)
+    below_jaw = ys > jaw_at_x[None, :]
+
+    # GrabCut labels: hair is foreground
+    gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+    is_person = person > 0.5
+    not_skin = skin_like < 0.25
+    above_brow = ys < brow_y - 0.02 * face_h
+    outside_oval_above_jaw = is_person & ~oval_mask & ~below_jaw
+    gc[outside_oval_above_jaw & not_skin] = cv2.GC_PR_FGD
+    gc[oval_mask & above_brow & not_skin & is_person] = cv2.GC_PR_FGD
+    # long hair hangs below the jaw only inside an envelope beside the neck; clothes fill the rest
+    envelope = (np.abs(xs - chin[0]) < 1.05 * face_w) & (ys < chin[1] + 1.3 * face_h)
+    beside_neck = (
+        below_jaw & envelope & (np.abs(xs - chin[0]) > 0.4 * face_w) & (ys < chin[1] + 0.25 * face_h)
+    )
+    gc[is_person & beside_neck & not_skin & (skin_like < 0.01)] = cv2.GC_PR_BGD
+    cap = (person > 0.8) & (ys < top_y + 0.05 * face_h) & ~oval_mask & (skin_like < 0.05)
+    cap |= (person > 0.8) & oval_mask & (ys < top_y + 0.12 * face_h) & (skin_like < 0.02)
+    gc[cap] = cv2.GC_FGD
+    neck_column = (np.abs(xs - chin[0]) < 0.22 * face_w) & (ys > chin[1] + 0.05 * face_h)
+    gc[neck_column & below_jaw] = cv2.GC_BGD
+    gc[below_jaw & ~envelope] = cv2.GC_BGD
+    # chest and shoulders: clothes (seeds the not-hair colour model with the jacket)
+    gc[below_jaw & (ys > chin[1] + 0.8 * face_h)] = cv2.GC_BGD
+    gc[below_jaw & (np.abs(xs - chin[0]) < 0.35 * face_w)] = cv2.GC_BGD
+    gc[inner_mask & ~above_brow] = cv2.GC_BGD
+    gc[person < 0.15] = cv2.GC_BGD
+    gc[sample_mask.astype(bool)] = cv2.GC_BGD
+
+    n_fg = int(np.count_nonzero((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)))
+    if n_fg < 0.01 * face_w * face_h or int(np.count_nonzero(gc == cv2.GC_FGD)) < 20:
+        # no hair seeds: a bald or shaved head (or covered); only clearly non-skin person pixels
+        # around the scalp can be hair
+        hair_hard = (gc == cv2.GC_PR_FGD) & ~below_jaw & (person > 0.5) & (skin_like < 0.05)
+    else:
+        bgd_model = np.zeros((1, 65), np.float64)
+        fgd_model = np.zeros((1, 65), np.float64)
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        try:
+            cv2.grabCut(bgr, gc, None, bgd_model, fgd_model, grabcut_iterations, cv2.GC_INIT_WITH_MASK)
+        except cv2.error:
+            pass
+        hair_hard = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & (person > 0.35)
+
+    hair_u8 = hair_hard.astype(np.uint8)
+    hair_u8 = cv2.morphologyEx(hair_u8, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    # keep the components touching the head (drop stray clothes blobs)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(hair_u8, connectivity=8)
+    if n > 1:
+        head_zone = (ys < chin[1]) & (np.abs(xs - chin[0]) < 1.0 * face_w)
+        keep = np.zeros(n, bool)
+        touching = np.unique(labels[head_zone & (labels > 0)])
+        keep[touching] = True
+        keep[0] = False
+        keep &= stats[:, cv2.CC_STAT_AREA] >= max(4, 0.002 * face_w * face_h)
+        hair_u8 = keep[labels].astype(np.uint8)
+    hair = cv2.GaussianBlur(hair_u8.astype(np.float32), (0, 0), 1.0)
+    hair = np.minimum(hair, person)
+
+    rest = np.clip(person - hair, 0.0, 1.0)
+    skin_frac = np.where(oval_mask, np.maximum(skin_like, inner_mask.astype(np.float32)), 0.0)
+    skin_frac = cv2.GaussianBlur(skin_frac.astype(np.float32), (0, 0), 1.0)
+    skin = rest * skin_frac
+    body = rest - skin
+    background = 1.0 - person
+    return {
+        "hair": hair.astype(np.float32),
+        "skin": skin.astype(np.float32),
+        "body": body.astype(np.float32),
+        "background": background.astype(np.float32),
+    }
+
+
+def segment_photo(photo: Photo, face: FaceObservation, model_selection: int = 0) -> Segmentation:
+    """Soft hair / face-skin / body / background masks for the whole photo (each (h, w) float32)."""
+    h, w = photo.height, photo.width
+    x0, y0, x1, y1, scale = _crop_box(face, w, h)
+    crop = photo.pixels[y0:y1, x0:x1]
+    cw = max(16, int(round((x1 - x0) * scale)))
+    ch = max(16, int(round((y1 - y0) * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(crop, (cw, ch), interpolation=interp)
+    lm = face.landmarks.astype(np.float64).copy()
+    lm[:, 0] = (lm[:, 0] - x0) * (cw / (x1 - x0))
+    lm[:, 1] = (lm[:, 1] - y0) * (ch / (y1 - y0))
+    masks = segment_regions(small, lm, model_selection=model_selection)
+
+    out: dict[str, np.ndarray] = {}
+    for name, m in masks.items():
+        full = np.zeros((h, w), np.float32)
+        if name == "background":
+            full[:] = 1.0
+        full[y0:y1, x0:x1] = cv2.resize(m, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        out[name] = full
+    # outside the crop: a person below the crop is body, everything else background
+    if y1 < h:
+        person_below = person_probability(photo.pixels[y1:, x0:x1]) if (h - y1) > 8 else None
+        if person_below is not None:
+            out["body"][y1:, x0:x1] = person_below
+            out["background"][y1:, x0:x1] = 1.0 - person_below
+    return Segmentation(hair=out["hair"], skin=out["skin"], body=out["body"], background=out["background"])
+
+
+def landmark_segment(photo: Photo, face: FaceObservation) -> Segmentation:
+    """Hair, face skin, body and background from selfie segmentation, the face oval and colour models."""
+    return segment_photo(photo, face)
+
+
+@hookimpl
+def register_stages(register) -> None:
+    register(
+        "segment",
+        "landmarks",
+        landmark_segment,
+        description="mediapipe selfie segmentation + landmark face oval + skin colour model + GrabCut hair",
+    )
