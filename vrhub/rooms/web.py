@@ -1,0 +1,392 @@
+"""HTTP side of the rooms: the websocket endpoint, room tokens, participants, Prometheus metrics.
+
+``setup_rooms(app)`` registers::
+
+    GET  /api/rooms/{room}/ws       websocket (docs/protocol.md)
+    POST /api/rooms/{room}/tokens   {"name", "role"?, "ttl"?} -> {"token", "expires"}; Authorization: Bearer <admin_key>
+    GET  /api/rooms/{room}          {"room", "tick_hz", "participants": [...]}
+    GET  /metrics                   Prometheus text format (a registry per app)
+
+and a cleanup_ctx that creates the :class:`RoomHub` into ``app[rooms_key]`` (with the Redis bus when
+``Settings.redis_url`` is set) plus an on_shutdown hook closing every socket with 1001 GOING_AWAY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import socket
+import time
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from vrhub.appkeys import rooms_key, settings_key
+from vrhub.config import Settings
+from vrhub.rooms.hub import Joined, RoomHub
+from vrhub.rooms.metrics import make_registry
+from vrhub.rooms.protocol import (
+    EXPRESSION_FRAME_SIZE,
+    KIND_EXPRESSION,
+    PROTOCOL_VERSION,
+    CloseCode,
+    ProtocolError,
+    check_expression_frame,
+    decode_control,
+    encode_control,
+)
+from vrhub.rooms.room import Participant, Room
+from vrhub.rooms.tokens import (
+    DEFAULT_TTL_S,
+    MAX_TTL_S,
+    ROLES,
+    TokenClaims,
+    TokenError,
+    issue_token,
+    verify_token,
+)
+
+log = logging.getLogger(__name__)
+
+rooms_registry_key = web.AppKey("rooms_registry", CollectorRegistry)
+rooms_sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("rooms_sockets")
+
+ROOM_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+#: Largest message the hub reads at all (aiohttp closes 1009 above it).
+WS_READ_LIMIT = 64 * 1024
+#: Largest message the hub accepts (closes 4413 above it). Expression frames are 74 bytes.
+MAX_MESSAGE_BYTES = 4096
+#: Protocol errors a client may make before it is closed with 4400.
+MAX_VIOLATIONS = 32
+
+
+def _error(status: int, code: str, message: str, detail: Any = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, "detail": detail}}, status=status)
+
+
+def _settings(app: web.Application) -> Settings:
+    try:
+        return app[settings_key]
+    except KeyError:
+        settings = Settings()
+        app[settings_key] = settings
+        return settings
+
+
+def setup_rooms(app: web.Application) -> None:
+    """Register the rooms routes, metrics and the RoomHub lifecycle on ``app``."""
+    _settings(app)
+    app.router.add_get("/api/rooms/{room}/ws", room_socket)
+    app.router.add_post("/api/rooms/{room}/tokens", create_token)
+    app.router.add_get("/api/rooms/{room}", room_info)
+    app.router.add_get("/metrics", metrics)
+    app[rooms_sockets_key] = weakref.WeakSet()
+    app.cleanup_ctx.append(_rooms_ctx)
+    app.on_shutdown.append(_close_sockets)
+
+
+async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    bus = None
+    if settings.redis_url:
+        from vrhub.rooms.redis_bus import RedisBus
+
+        bus = RedisBus(settings.redis_url, prefix=str((settings.extra or {}).get("redis_prefix", "vrhub")))
+    hub = RoomHub(settings, bus=bus)
+    await hub.start()
+    app[rooms_key] = hub
+    app[rooms_registry_key] = make_registry(hub)
+    try:
+        yield
+    finally:
+        await _close_sockets(app)
+        await hub.close()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    hub = app.get(rooms_key)
+    if hub is not None:
+        hub.closing = True
+    sockets = list(app.get(rooms_sockets_key, ()))
+    if sockets:
+        await asyncio.gather(
+            *(ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down") for ws in sockets),
+            return_exceptions=True,
+        )
+
+
+# ----------------------------------------------------------------------------- HTTP handlers
+
+
+async def room_info(request: web.Request) -> web.Response:
+    room_id = request.match_info["room"]
+    if not ROOM_ID_RE.match(room_id):
+        return _error(400, "bad_room", "room ids are 1-64 letters, digits, '_', '.', '-'")
+    return web.json_response(request.app[rooms_key].snapshot(room_id))
+
+
+async def create_token(request: web.Request) -> web.Response:
+    settings = request.app[settings_key]
+    room_id = request.match_info["room"]
+    if not settings.admin_key:
+        return _error(403, "admin_disabled", "room tokens need VRHUB_ADMIN_KEY to be set on the hub")
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer "):
+        return _error(401, "unauthorized", "send the admin key as 'Authorization: Bearer <admin_key>'")
+    if not hmac.compare_digest(auth[7:].strip().encode(), settings.admin_key.encode()):
+        return _error(403, "forbidden", "the admin key is not valid")
+    if not ROOM_ID_RE.match(room_id):
+        return _error(400, "bad_room", "room ids are 1-64 letters, digits, '_', '.', '-'")
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError:
+        return _error(400, "bad_json", "request body must be JSON")
+    if not isinstance(body, dict):
+        return _error(400, "bad_json", "request body must be a JSON object")
+    name = body.get("name", "")
+    role = body.get("role", "participant")
+    ttl = body.get("ttl", DEFAULT_TTL_S)
+    if not isinstance(name, str) or len(name) > 64:
+        return _error(400, "bad_name", "name must be a string of at most 64 characters")
+    if role not in ROLES:
+        return _error(400, "bad_role", f"role must be one of {', '.join(ROLES)}")
+    if not isinstance(ttl, int | float) or not 0 < ttl <= MAX_TTL_S:
+        return _error(400, "bad_ttl", f"ttl must be seconds in (0, {MAX_TTL_S:g}]")
+    token, exp = issue_token(settings.secret, room_id, name, role, float(ttl))
+    return web.json_response({"token": token, "room": room_id, "name": name, "role": role, "expires": exp})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[rooms_registry_key])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# ----------------------------------------------------------------------------- websocket
+
+
+async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    await ws.close(code=code, message=reason.encode("utf-8")[:120])
+
+
+async def room_socket(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    hub = app[rooms_key]
+    settings = app[settings_key]
+    room_id = request.match_info["room"]
+    if not ROOM_ID_RE.match(room_id):
+        return _error(400, "bad_room", "room ids are 1-64 letters, digits, '_', '.', '-'")
+    extra = settings.extra or {}
+    idle = hub.config.idle_timeout
+    ws = web.WebSocketResponse(
+        heartbeat=float(extra.get("room_heartbeat", max(1.0, min(20.0, idle / 2 if idle > 0 else 20.0)))),
+        max_msg_size=WS_READ_LIMIT,
+        compress=False,
+    )
+    await ws.prepare(request)
+    transport = request.transport
+    if transport is None:
+        return ws
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:  # small kernel send buffer: a stalled reader shows up in the transport buffer within ticks
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(extra.get("room_so_sndbuf", 32 * 1024)))
+        except OSError:
+            pass
+    app[rooms_sockets_key].add(ws)
+    if hub.closing:
+        await _close(ws, CloseCode.GOING_AWAY, "hub is shutting down")
+        return ws
+
+    # -- who is this: token (query) or an open room
+    token = request.query.get("token")
+    claims: TokenClaims | None = None
+    if token:
+        checked = verify_token(settings.secret, token, room_id)
+        if isinstance(checked, TokenError):
+            await _close(ws, checked.close_code, checked.reason)
+            return ws
+        claims = checked
+    elif not settings.open_rooms:
+        await _close(ws, CloseCode.UNAUTHORIZED, "this hub needs a room token (?token=...)")
+        return ws
+
+    # -- hello
+    hello = await _wait_hello(ws, float(extra.get("room_hello_timeout", 10.0)))
+    if hello is None:
+        return ws
+    name = claims.name if claims is not None and claims.name else str(hello.get("name") or "guest")
+    role = claims.role if claims is not None else "participant"
+    joined = await hub.join(
+        room_id,
+        transport=transport,  # type: ignore[arg-type]
+        ws=ws,
+        name=name,
+        avatar_id=hello.get("avatar_id"),
+        role=role,
+        resume=hello.get("resume"),
+    )
+    if not isinstance(joined, Joined):
+        await _close(ws, joined.close_code, joined.reason)
+        return ws
+    room, p = joined.room, joined.participant
+    room.send_json(
+        p,
+        encode_control(
+            "welcome",
+            participant=p.pid,
+            room=room_id,
+            name=p.name,
+            role=p.role,
+            tick_hz=hub.config.tick_hz,
+            max_frames_per_second=hub.config.max_frames_per_second,
+            idle_timeout=hub.config.idle_timeout,
+            peers=room.peers(exclude=p.pid),
+            resume_token=joined.resume_token,
+            resumed=joined.resumed,
+        ),
+    )
+    clean = False
+    reason = "left"
+    try:
+        clean, reason = await _serve(ws, hub, room, p)
+    finally:
+        if p.ws is ws:  # not replaced by a resumed connection
+            hub.disconnected(room, p, clean=clean, reason=reason)
+    return ws
+
+
+async def _wait_hello(ws: web.WebSocketResponse, timeout: float) -> dict[str, Any] | None:
+    try:
+        msg = await ws.receive(timeout=timeout)
+    except TimeoutError:
+        await _close(ws, CloseCode.TIMEOUT, f"no hello within {timeout:g} s")
+        return None
+    if msg.type != WSMsgType.TEXT:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return None
+        await _close(ws, CloseCode.BAD_REQUEST, "the first message must be a JSON hello")
+        return None
+    if len(msg.data) > MAX_MESSAGE_BYTES:
+        await _close(ws, CloseCode.TOO_LARGE, f"message over {MAX_MESSAGE_BYTES} bytes")
+        return None
+    parsed = decode_control(msg.data)
+    if isinstance(parsed, ProtocolError):
+        await _close(ws, CloseCode.BAD_REQUEST, f"{parsed.code}: {parsed.message}")
+        return None
+    if parsed["type"] != "hello":
+        await _close(ws, CloseCode.BAD_REQUEST, f"the first message must be hello, got {parsed['type']}")
+        return None
+    return parsed
+
+
+async def _serve(ws: web.WebSocketResponse, hub: RoomHub, room: Room, p: Participant) -> tuple[bool, str]:
+    """Read the client's messages until it leaves or breaks a rule. Returns (clean leave, reason)."""
+    stats = hub.stats
+    max_fps = hub.config.max_frames_per_second
+    flood = max(3 * max_fps, max_fps + 30)
+    observer = p.role == "observer"
+    monotonic = time.monotonic
+    push = room.push_local
+    binary, text = WSMsgType.BINARY, WSMsgType.TEXT
+    async for msg in ws:
+        now = monotonic()
+        p.last_seen = now
+        mtype = msg.type
+        if mtype is binary:
+            data = msg.data
+            if (
+                len(data) == EXPRESSION_FRAME_SIZE
+                and data[0] == PROTOCOL_VERSION
+                and data[1] == KIND_EXPRESSION
+            ):
+                if now - p.win_start >= 1.0:
+                    p.win_start = now
+                    p.win_count = 0
+                p.win_count += 1
+                if p.win_count > max_fps or observer:
+                    stats.rate_limited += 1
+                    if p.win_count > flood:
+                        p.violations = -1
+                        await _close(ws, CloseCode.FLOOD, f"more than {flood:g} frames per second")
+                        return False, "flood"
+                    if now - p.error_sent_at > 1.0:
+                        p.error_sent_at = now
+                        if observer:
+                            room.send_json(
+                                p,
+                                encode_control(
+                                    "error", code="forbidden", message="observers do not send frames"
+                                ),
+                            )
+                        else:
+                            room.send_json(
+                                p,
+                                encode_control(
+                                    "error",
+                                    code="rate_limited",
+                                    message=f"over {max_fps:g} frames per second; frames dropped",
+                                ),
+                            )
+                    continue
+                stats.frames_in += 1
+                push(p, data)
+                continue
+            if len(data) > MAX_MESSAGE_BYTES:
+                p.violations = -1
+                stats.bad_messages += 1
+                await _close(
+                    ws, CloseCode.TOO_LARGE, f"message of {len(data)} bytes is over {MAX_MESSAGE_BYTES}"
+                )
+                return False, "too_large"
+            err = check_expression_frame(data) or ProtocolError("bad_frame", "not an expression frame")
+            if not await _violation(ws, room, p, stats, err):
+                return False, "protocol_error"
+        elif mtype is text:
+            data = msg.data
+            if len(data) > MAX_MESSAGE_BYTES:
+                p.violations = -1
+                stats.bad_messages += 1
+                await _close(
+                    ws, CloseCode.TOO_LARGE, f"message of {len(data)} characters is over {MAX_MESSAGE_BYTES}"
+                )
+                return False, "too_large"
+            parsed = decode_control(data)
+            if isinstance(parsed, ProtocolError):
+                if not await _violation(ws, room, p, stats, parsed):
+                    return False, "protocol_error"
+                continue
+            kind = parsed["type"]
+            if kind == "ping":
+                room.send_json(p, encode_control("pong", t=parsed.get("t")))
+            elif kind == "set_avatar":
+                hub.set_avatar(room, p, parsed["avatar_id"])
+            elif kind == "leave":
+                await _close(ws, 1000, "left")
+                return True, "left"
+            elif kind == "hello":
+                if not await _violation(ws, room, p, stats, ProtocolError("bad_message", "already joined")):
+                    return False, "protocol_error"
+        else:  # CLOSE, CLOSING, CLOSED, ERROR
+            break
+    if ws.close_code is not None and ws.close_code in (1000, 1001):
+        return True, "left"
+    return False, "disconnected"
+
+
+async def _violation(
+    ws: web.WebSocketResponse, room: Room, p: Participant, stats: Any, err: ProtocolError
+) -> bool:
+    """Tell the client what was wrong; close 4400 after too many. Returns False when closed."""
+    stats.bad_messages += 1
+    p.violations += 1
+    if p.violations > MAX_VIOLATIONS:
+        p.violations = -1
+        await _close(ws, CloseCode.BAD_REQUEST, f"too many protocol errors (last: {err.code})")
+        return False
+    room.send_json(p, encode_control("error", code=err.code, message=err.message))
+    return True
