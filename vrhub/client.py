@@ -127,7 +127,12 @@ class RoomClient:
         """Close the socket without ``leave`` (the hub holds the participant for resume)."""
         if self._keepalive is not None:
             self._keepalive.cancel()
-        await self.ws.close()
+        closer = asyncio.create_task(self.ws.close())
+        # Keep reading (and discarding) so a full receive queue cannot stall the close handshake.
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            while not closer.done():
+                await asyncio.wait_for(self.ws.recv(), 5.0)
+        await closer
 
     async def drop(self) -> None:
         """Cut the TCP connection without a close handshake (as a crashed client would)."""
