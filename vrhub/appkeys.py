@@ -25,3 +25,11 @@ db_key: web.AppKey["async_sessionmaker[Any]"] = web.AppKey("db")
 blobs_key: web.AppKey["BlobStore"] = web.AppKey("blobs")
 jobs_key: web.AppKey["JobRunner"] = web.AppKey("jobs")
 rooms_key: web.AppKey["RoomHub"] = web.AppKey("rooms")
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+#: Redis client (rooms bus, health) when VRHUB_REDIS_URL is set.
+redis_key: web.AppKey["Redis"] = web.AppKey("redis")
+#: Stage plugin modules the app was made with (None: builtins + entry points).
+plugin_modules_key: web.AppKey[tuple[str, ...] | None] = web.AppKey("plugin_modules")

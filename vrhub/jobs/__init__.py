@@ -1,0 +1,1 @@
+"""Avatar build jobs: rows in the database, run by a local process pool or by arq workers."""
