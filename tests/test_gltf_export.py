@@ -1,0 +1,160 @@
+"""GLB export: Khronos validator clean, sparse targets in ARKit order, textures, skin, LODs, size."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pygltflib
+import pytest
+from head_fixture import FACES, landmarks_from_photo, make_hair, make_head
+
+from vrhub.pipeline.types import ARKIT_BLENDSHAPES, VISEMES, ExportOptions, HairModel
+from vrhub.stages import gltf_export as export_module
+from vrhub.stages.gltf_export import gltf_export
+from vrhub.stages.procedural_rig import procedural_rig
+
+ROOT = Path(__file__).resolve().parents[1]
+VALIDATE = ROOT / "tests" / "js" / "validate_gltf.mjs"
+
+
+def validate(paths: list[Path]) -> dict:
+    """Run the Khronos glTF validator (node_modules/gltf-validator) on files; reports by path."""
+    if shutil.which("node") is None or not (ROOT / "node_modules" / "gltf-validator").exists():
+        pytest.skip("node or node_modules/gltf-validator is missing (npm install)")
+    out = subprocess.run(
+        ["node", str(VALIDATE), *map(str, paths)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def glb_json(data: bytes) -> dict:
+    magic, version, length = struct.unpack_from("<4sII", data, 0)
+    assert magic == b"glTF" and version == 2 and length == len(data)
+    n, kind = struct.unpack_from("<I4s", data, 12)
+    assert kind == b"JSON"
+    return json.loads(data[20 : 20 + n])
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    path = FACES / "skimage_astronaut_eileen_collins.png"
+    head = make_head(landmarks_from_photo(path), texture=1024) if path.exists() else make_head(texture=1024)
+    return procedural_rig(head, make_hair(head))
+
+
+@pytest.fixture(scope="module")
+def exported(avatar, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("glb")
+    files = {}
+    for lod in ("high", "medium", "low"):
+        data = gltf_export(avatar, ExportOptions(lod=lod)).files["glb"]
+        (folder / f"{lod}.glb").write_bytes(data)
+        files[lod] = folder / f"{lod}.glb"
+    bald = procedural_rig(avatar.head, HairModel.empty())
+    (folder / "bald_novisemes.glb").write_bytes(
+        gltf_export(bald, ExportOptions(visemes=False, texture_size=256)).files["glb"]
+    )
+    files["bald_novisemes"] = folder / "bald_novisemes.glb"
+    return files
+
+
+def test_export_stage_registers_as_gltf():
+    seen = []
+    export_module.register_stages(lambda slot, name, fn, **kw: seen.append((slot, name, fn)))
+    assert seen == [("export", "gltf", gltf_export)]
+
+
+def test_khronos_validator_reports_no_errors_and_no_warnings(exported):
+    reports = validate(list(exported.values()))
+    for path, report in reports.items():
+        assert report["numErrors"] == 0 and report["numWarnings"] == 0, (path, report["messages"][:5])
+        assert (
+            report["info"]["hasSkins"] and report["info"]["hasMorphTargets"] and report["info"]["hasTextures"]
+        )
+
+
+def test_morph_targets_are_sparse_and_named_in_arkit_order(exported, avatar):
+    data = exported["high"].read_bytes()
+    doc = glb_json(data)
+    head = next(m for m in doc["meshes"] if m["name"] == "head")
+    assert head["extras"]["targetNames"] == list(ARKIT_BLENDSHAPES + VISEMES)
+    prim = head["primitives"][0]
+    assert len(prim["targets"]) == 67 and len(head["weights"]) == 67
+    for target in prim["targets"]:
+        acc = doc["accessors"][target["POSITION"]]
+        assert "sparse" in acc and "bufferView" not in acc and "byteOffset" not in acc
+        assert "min" in acc and "max" in acc
+    # read back jawOpen densely and compare with the rig
+    gltf = pygltflib.GLTF2.load_from_bytes(data)
+    blob = gltf.binary_blob()
+    acc = doc["accessors"][prim["targets"][ARKIT_BLENDSHAPES.index("jawOpen")]["POSITION"]]
+    sp = acc["sparse"]
+
+    def view(i, dtype, count, width=1):
+        bv = doc["bufferViews"][i]
+        return np.frombuffer(blob, dtype, count * width, bv.get("byteOffset", 0)).reshape(count, width)
+
+    idx = view(sp["indices"]["bufferView"], np.uint16, sp["count"])[:, 0]
+    vals = view(sp["values"]["bufferView"], np.float32, sp["count"], 3)
+    dense = np.zeros((acc["count"], 3), np.float32)
+    dense[idx] = vals
+    np.testing.assert_allclose(dense, avatar.blendshape_deltas[ARKIT_BLENDSHAPES.index("jawOpen")], atol=1e-6)
+
+
+def test_visemes_can_be_left_out(exported):
+    doc = glb_json(exported["bald_novisemes"].read_bytes())
+    assert doc["meshes"][0]["extras"]["targetNames"] == list(ARKIT_BLENDSHAPES)
+    assert len(doc["meshes"]) == 1, "no hair mesh for a bald avatar"
+
+
+def test_textures_skin_and_hair_material(exported):
+    doc = glb_json(exported["high"].read_bytes())
+    mimes = {img["name"]: img["mimeType"] for img in doc["images"]}
+    assert mimes == {"albedo": "image/jpeg", "hair": "image/png"}
+    hair_mat = next(m for m in doc["materials"] if m["name"] == "hair")
+    assert hair_mat["alphaMode"] in ("MASK", "BLEND") and hair_mat["doubleSided"] is True
+    skin = doc["skins"][0]
+    assert [doc["nodes"][j]["name"] for j in skin["joints"]] == [
+        "root",
+        "neck",
+        "head",
+        "jaw",
+        "eye_L",
+        "eye_R",
+    ]
+    assert "inverseBindMatrices" in skin
+    hair_node = next(n for n in doc["nodes"] if n.get("name") == "hair_mesh")
+    assert hair_node["skin"] == 0
+    extras = doc["asset"]["extras"]["vrhub"]
+    assert extras["version"] and extras["hair_style"] == "test_cap" and extras["lod"] == "high"
+
+
+def test_levels_of_detail_are_smaller_and_default_fits_in_3_mb(exported):
+    sizes = {lod: exported[lod].stat().st_size for lod in ("high", "medium", "low")}
+    assert sizes["high"] <= 3 * 1024 * 1024
+    assert sizes["low"] < sizes["medium"] < sizes["high"]
+    verts = {}
+    tex = {}
+    for lod in ("high", "medium", "low"):
+        doc = glb_json(exported[lod].read_bytes())
+        verts[lod] = doc["accessors"][doc["meshes"][0]["primitives"][0]["attributes"]["POSITION"]]["count"]
+        tex[lod] = validate([exported[lod]])[str(exported[lod])]["info"]["resources"][1]["image"]["width"]
+    assert verts["low"] < verts["medium"] < verts["high"]
+    assert tex == {"high": 1024, "medium": 512, "low": 256}
+
+
+def test_unknown_format_or_lod_is_a_readable_error(avatar):
+    with pytest.raises(ValueError, match="unknown export format"):
+        gltf_export(avatar, ExportOptions(formats=("fbx",)))
+    with pytest.raises(ValueError, match="level of detail"):
+        gltf_export(avatar, ExportOptions(lod="ultra"))
