@@ -251,7 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("vrhub."):
             raise
-        print(f"vrhub {args.command}: a plugin module is missing from this install: {exc.name}", file=sys.stderr)
+        print(
+            f"vrhub {args.command}: a plugin module is missing from this install: {exc.name}", file=sys.stderr
+        )
         return 1
 
 
