@@ -129,7 +129,13 @@ class RoomHub:
     ) -> Joined | JoinRefused:
         """Add a connected client (after hello) and return its participant; nothing is sent yet
         except to peers (``joined``). The caller sends ``welcome`` before the first tick."""
+        fresh = room_id not in self.rooms
         room = self.get_room(room_id)
+        if fresh and self.bus is not None and self.bus.redis is not None:
+            try:  # learn the participants on other hubs before the welcome lists the peers
+                await asyncio.wait_for(self.bus.sync_room(room), 1.0)
+            except Exception as exc:  # Redis down: join locally, the presence loop catches up
+                log.debug("rooms: presence sync on join failed: %s", exc)
         if resume:
             claims = verify_token(self.settings.secret, resume, room_id, kind="resume")
             if isinstance(claims, TokenClaims) and claims.participant is not None:

@@ -96,7 +96,13 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.redis_url:
         from vrhub.rooms.redis_bus import RedisBus
 
-        bus = RedisBus(settings.redis_url, prefix=str((settings.extra or {}).get("redis_prefix", "vrhub")))
+        extra = settings.extra or {}
+        bus = RedisBus(
+            settings.redis_url,
+            prefix=str(extra.get("redis_prefix", "vrhub")),
+            ttl=float(extra.get("room_presence_ttl", 5.0)),
+            interval=float(extra.get("room_presence_interval", 1.0)),
+        )
     hub = RoomHub(settings, bus=bus)
     await hub.start()
     app[rooms_key] = hub
