@@ -6,6 +6,10 @@ Usage::
     python -m vrhub.tracking.tracker --camera 0 --hub http://127.0.0.1:8080 --room class1 --name Ada
     python -m vrhub.tracking.tracker --video clip.mp4 --max-frames 50      # no hub: prints JSON lines
 
+The first ``--calibrate-frames`` frames (default 10) with a face are taken as the person's relaxed
+face: their pose-free landmarks become the neutral that expressions are measured from (without it,
+the difference between this face and the template reads as expression: wide eyes, frowns).
+
 Frames are read with OpenCV, landmarks come from mediapipe FaceMesh in video mode with iris
 refinement (478 landmarks), :class:`vrhub.tracking.solver.FaceSolver` turns them into weights, and
 each result is sent as a 74-byte expression frame (``vrhub.rooms.protocol``), at most ``--fps`` per
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -27,6 +32,19 @@ from typing import Any
 import numpy as np
 
 from vrhub.tracking.solver import FaceSolver, TrackingResult, default_solver_matrices
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Per-frame solves are tiny (52x52): a multi-threaded BLAS only adds thread wake-ups (measured
+    here: 2-4x slower per frame on a busy 2-core machine). Limit BLAS to one thread while tracking."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn/scipy stacks
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 class TrackerError(Exception):
@@ -121,113 +139,111 @@ def track(
 ) -> Iterator[TrackedFrame | None]:
     """Landmarks -> weights for every frame (``None`` where no face was found).
 
-    calibrate_frames : when > 0, the first N frames with a face (assumed relaxed) set the neutral.
+    calibrate_frames : when > 0, the first N frames with a face (assumed relaxed) set the neutral;
+        they are yielded (solved with it) once the N-th arrives. A video that ends sooner yields
+        them uncalibrated at the end.
     """
     solver = solver or FaceSolver(default_solver_matrices())
     pending: list[LandmarkFrame] = []
-    for frame in iter_landmarks(source, max_frames, loop):
+    with _one_blas_thread():
+        yield from _solve_frames(solver, iter_landmarks(source, max_frames, loop), calibrate_frames, pending)
+        if calibrate_frames and 0 < len(pending) < calibrate_frames:
+            for held in pending:
+                yield TrackedFrame(held, solver.solve(held.landmarks, held.image_size, normalised=True))
+
+
+def _solve_frames(
+    solver: FaceSolver,
+    frames: Iterator[LandmarkFrame | None],
+    calibrate_frames: int,
+    pending: list[LandmarkFrame],
+) -> Iterator[TrackedFrame | None]:
+    for frame in frames:
         if frame is None:
             yield None
             continue
         if calibrate_frames and len(pending) < calibrate_frames:
+            # hold the first frames back until the neutral is known, then solve them with it
             pending.append(frame)
-            if len(pending) == calibrate_frames:
-                solver.calibrate_neutral([f.landmarks for f in pending], frame.image_size, normalised=True)
+            if len(pending) < calibrate_frames:
+                continue
+            solver.calibrate_neutral([f.landmarks for f in pending], frame.image_size, normalised=True)
+            for held in pending:
+                yield TrackedFrame(held, solver.solve(held.landmarks, held.image_size, normalised=True))
+            continue
         yield TrackedFrame(frame, solver.solve(frame.landmarks, frame.image_size, normalised=True))
-
-
-def room_url(hub: str, room: str, token: str | None = None) -> str:
-    """http(s)://host:port -> ws(s)://host:port/api/rooms/{room}/ws[?token=...]."""
-    from urllib.parse import quote  # noqa: PLC0415
-
-    base = hub.rstrip("/")
-    if base.startswith("http://"):
-        base = "ws://" + base[len("http://") :]
-    elif base.startswith("https://"):
-        base = "wss://" + base[len("https://") :]
-    elif not base.startswith(("ws://", "wss://")):
-        base = "ws://" + base
-    url = f"{base}/api/rooms/{quote(room, safe='')}/ws"
-    return url + (f"?token={quote(token, safe='')}" if token else "")
-
-
-def encode_result(seq: int, capture_ms: int, result: TrackingResult) -> bytes:
-    """One 74-byte expression frame for a tracking result."""
-    from vrhub.rooms.protocol import ProtocolError, encode_expression_frame  # noqa: PLC0415
-
-    position = np.clip(result.pose.position_mm, -32767, 32767)
-    frame = encode_expression_frame(seq, capture_ms, result.weights, result.pose.quaternion, position)
-    if isinstance(frame, ProtocolError):
-        raise TrackerError(f"could not encode a frame: {frame.message}")
-    return frame
 
 
 async def send_to_room(
     frames: Iterator[TrackedFrame | None],
-    url: str,
+    hub: str,
+    room: str,
     name: str,
     avatar_id: str | None = None,
+    token: str | None = None,
     max_fps: float = 30.0,
-    pace_ms: float | None = None,
+    realtime: bool = False,
 ) -> dict[str, Any]:
-    """Join the room at ``url`` and send one expression frame per tracked frame (at most ``max_fps``).
+    """Join ``room`` on ``hub`` (vrhub.client) and send one expression frame per tracked frame.
 
-    pace_ms : when set (video files), frame i is sent no earlier than i * pace_ms after the start,
-    so a file plays at its own speed. Returns counters {"sent", "no_face", "welcome"}.
+    max_fps : at most this many frames per second are sent (extra results are dropped).
+    realtime : frame i is sent no earlier than its video time after the start, so a file plays at
+        its own speed. Returns counters {"sent", "no_face", "participant"}.
     """
-    import websockets  # noqa: PLC0415
+    from vrhub.client import JoinError, join  # noqa: PLC0415
 
     sent = no_face = 0
     min_gap = 1.0 / max_fps if max_fps > 0 else 0.0
     try:
-        ws = await websockets.connect(url, max_size=2**20)
-    except (OSError, websockets.exceptions.WebSocketException) as exc:
-        raise TrackerError(f"could not connect to {url}: {exc}") from exc
-    async with ws:
-        await ws.send(json.dumps({"type": "hello", "name": name, "avatar_id": avatar_id}))
-        welcome: dict[str, Any] = {}
-        while not welcome:
-            msg = await asyncio.wait_for(ws.recv(), 10)
-            if isinstance(msg, str):
-                data = json.loads(msg)
-                if data.get("type") == "error":
-                    raise TrackerError(f"the hub refused to join: {data.get('message')}")
-                if data.get("type") == "welcome":
-                    welcome = data
+        client = await join(hub, room, name, token=token, avatar_id=avatar_id)
+    except JoinError as exc:
+        raise TrackerError(
+            f"the hub refused to let us join room {room!r}: {exc.reason} (code {exc.code})"
+        ) from exc
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise TrackerError(f"could not connect to the hub at {hub}: {exc}") from exc
 
-        async def drain() -> None:  # keep reading so the hub's frames do not pile up
-            async for _ in ws:
+    async def drain() -> None:  # keep reading so the hub's room frames do not pile up
+        with contextlib.suppress(Exception):
+            async for _ in client:
                 pass
 
-        reader = asyncio.create_task(drain())
-        start = time.monotonic()
-        last = 0.0
-        seq = 0
-        try:
-            loop = asyncio.get_running_loop()
-            iterator = iter(frames)
-            while True:
-                item = await loop.run_in_executor(None, next, iterator, StopIteration)
-                if item is StopIteration:
-                    break
-                if item is None:
-                    no_face += 1
-                    continue
-                if pace_ms is not None:
-                    due = start + item.frame.time_ms / 1000.0
-                    if due > time.monotonic():
-                        await asyncio.sleep(due - time.monotonic())
-                now = time.monotonic()
-                if now - last < min_gap:
-                    continue
-                last = now
-                capture = int(time.time() * 1000) & 0xFFFFFFFF
-                await ws.send(encode_result(seq, capture, item.result))
-                seq = (seq + 1) & 0xFFFF
-                sent += 1
-        finally:
-            reader.cancel()
-    return {"sent": sent, "no_face": no_face, "welcome": welcome}
+    reader = asyncio.create_task(drain())
+    loop = asyncio.get_running_loop()
+    start = time.monotonic()
+    last = -1e9
+    try:
+        iterator = iter(frames)
+        while True:
+            item = await loop.run_in_executor(None, next, iterator, _END)
+            if item is _END:
+                break
+            if item is None:
+                no_face += 1
+                continue
+            if realtime:
+                due = start + item.frame.time_ms / 1000.0
+                if due > time.monotonic():
+                    await asyncio.sleep(due - time.monotonic())
+            now = time.monotonic()
+            if now - last < min_gap:
+                continue
+            last = now
+            pose = item.result.pose
+            await client.send_frame(
+                item.result.weights,
+                rotation=pose.quaternion,
+                position_mm=np.clip(pose.position_mm, -32767, 32767),
+            )
+            sent += 1
+    finally:
+        reader.cancel()
+        with contextlib.suppress(Exception):
+            await client.leave()
+    return {"sent": sent, "no_face": no_face, "participant": client.participant}
+
+
+_END = object()
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -248,7 +264,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many video frames")
     p.add_argument("--loop", action="store_true", help="play a video file again and again")
     p.add_argument("--fast", action="store_true", help="do not pace a video file at its own frame rate")
-    p.add_argument("--calibrate-frames", type=int, default=0, help="first N frames show the relaxed face")
+    p.add_argument(
+        "--calibrate-frames",
+        type=int,
+        default=10,
+        help="the first N frames with a face show the relaxed face and become its neutral (0 = off; default 10)",
+    )
     return p.parse_args(argv)
 
 
@@ -277,25 +298,19 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             return 0
-        cap_fps = 25.0
-        if args.video is not None:
-            import cv2  # noqa: PLC0415
-
-            cap = _open_capture(args.video)
-            cap_fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-            cap.release()
-        pace = None if (args.fast or args.video is None) else 1000.0 / cap_fps
         stats = asyncio.run(
             send_to_room(
                 frames,
-                room_url(args.hub, args.room, args.token),
+                args.hub,
+                args.room,
                 args.name,
-                args.avatar_id,
+                avatar_id=args.avatar_id,
+                token=args.token,
                 max_fps=args.fps,
-                pace_ms=pace,
+                realtime=args.video is not None and not args.fast,
             )
         )
-        participant = stats["welcome"].get("participant")
+        participant = stats["participant"]
         print(
             f"sent {stats['sent']} frames to room {args.room!r} as participant {participant}; "
             f"{stats['no_face']} frames without a face"
