@@ -1,0 +1,136 @@
+"""The landmark_head reconstruct stage turns real photos into closed, textured, metric heads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vrhub.pipeline.run import PipelineError
+from vrhub.pipeline.types import ARKIT_BLENDSHAPES, HeadModel, Photo, Segmentation
+from vrhub.stages.landmark_head import reconstruct_head
+from vrhub.stages.mediapipe_detect import detect_face
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FACES = SHARED / "data" / "faces"
+PHOTOS = sorted(p for p in FACES.glob("*") if p.suffix.lower() in {".jpg", ".png"}) if FACES.is_dir() else []
+needs_photos = pytest.mark.skipif(not PHOTOS, reason="../shared/data/faces is not present")
+
+REGIONS = (
+    "face",
+    "scalp",
+    "neck",
+    "ear_L",
+    "ear_R",
+    "eyeball_L",
+    "eyeball_R",
+    "teeth_upper",
+    "teeth_lower",
+    "tongue",
+    "mouth_cavity",
+)
+
+
+def _photo(path: Path) -> Photo:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return Photo(np.ascontiguousarray(bgr[:, :, ::-1]), name=path.name)
+
+
+def _no_segmentation(photo: Photo) -> Segmentation:
+    z = np.zeros(photo.pixels.shape[:2], np.float32)
+    return Segmentation(hair=z, skin=z + 1, body=z, background=z)
+
+
+def _build(path: Path, size: int = 512) -> tuple[Photo, HeadModel]:
+    photo = _photo(path)
+    face = detect_face(photo)
+    return photo, reconstruct_head(photo, face, _no_segmentation(photo), texture_size=size)
+
+
+@needs_photos
+@pytest.mark.parametrize("path", PHOTOS, ids=lambda p: p.name)
+def test_every_shared_photo_gives_a_closed_metric_textured_head(path: Path):
+    photo, head = _build(path)
+    v, t = head.vertices, head.triangles
+    assert v.dtype == np.float32 and t.dtype == np.uint32 and head.uvs.dtype == np.float32
+    assert np.array_equal(head.landmark_vertices, np.arange(468))
+    for name in REGIONS:
+        assert len(head.regions[name]) > 0, name
+    # metres: head ~ 15 cm wide, eyes ~ 6.3 cm apart, chin below the eyes below the crown
+    width = v[:, 0].max() - v[:, 0].min()
+    assert 0.13 < width < 0.24
+    assert v[10, 1] > 0 > v[152, 1]
+    assert v[1, 2] > 0.05  # nose tip in front of the ears' plane
+    # closed but for the neck
+    e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]).astype(np.int64)
+    counts = Counter(map(tuple, np.sort(e, 1).tolist()))
+    open_edges = [k for k, c in counts.items() if c != 2]
+    assert all(counts[k] == 1 for k in open_edges)
+    rim_y = v[np.unique(np.array(open_edges)), 1]
+    assert np.ptp(rim_y) < 1e-4 and rim_y.mean() < v[152, 1]
+    assert len(t) <= 12_000
+    # texture: not flat, no NaN-born black, skin tone plausible
+    tex = head.albedo
+    assert tex.shape == (512, 512, 3) and tex.dtype == np.uint8
+    face_px = tex[180:330, 180:330].reshape(-1, 3).astype(float)
+    assert face_px.std(0).mean() > 8
+    assert 40 < np.mean(head.skin_tone) < 250
+    assert head.expression_removed.shape == (52,)
+    q = head.quality
+    assert {"yaw", "pitch", "roll", "warnings"} <= set(q)
+
+
+@needs_photos
+def test_the_same_face_gives_the_same_texture_size_choices():
+    photo, small = _build(FACES / "congress_C001080.jpg", size=256)
+    assert small.albedo.shape == (256, 256, 3)
+    with pytest.raises(ValueError, match="between 256 and 2048"):
+        _build(FACES / "congress_C001080.jpg", size=4096)
+
+
+@needs_photos
+def test_face_texture_matches_the_photo_colours():
+    photo, head = _build(FACES / "congress_C001068.jpg")
+    # the skin tone is close to the photo's cheek colour (de-lighting changes brightness, not hue)
+    face = detect_face(photo)
+    cheek = face.landmarks[[50, 280], :2].astype(int)
+    sample = np.stack([photo.pixels[y - 3 : y + 4, x - 3 : x + 4].reshape(-1, 3) for x, y in cheek]).reshape(
+        -1, 3
+    )
+    ratio = np.array(head.skin_tone) / np.maximum(sample.mean(0), 1)
+    assert np.ptp(ratio / ratio.mean()) < 0.25
+
+
+@needs_photos
+def test_open_mouth_is_neutralised_and_reported():
+    photo = _photo(FACES / "congress_C001068.jpg")
+    face = detect_face(photo)
+    lm = face.landmarks.copy()
+    # open the jaw in the landmarks: move everything below the mouth corners down by 12 % of the face
+    mouth_y = lm[[61, 291], 1].mean()
+    drop = 0.12 * (lm[152, 1] - lm[10, 1])
+    below = lm[:, 1] > mouth_y + 2
+    below[[13, 82, 81, 80, 191, 78, 312, 311, 310, 415, 308]] = False
+    lm[below, 1] += drop
+    import dataclasses
+
+    opened = dataclasses.replace(face, landmarks=lm)
+    neutral = reconstruct_head(photo, face, _no_segmentation(photo), texture_size=256)
+    head = reconstruct_head(photo, opened, _no_segmentation(photo), texture_size=256)
+    assert (
+        head.expression_removed[ARKIT_BLENDSHAPES.index("jawOpen")]
+        > neutral.expression_removed[ARKIT_BLENDSHAPES.index("jawOpen")] + 0.1
+    )
+    gap = lambda h: h.vertices[13, 1] - h.vertices[14, 1]  # noqa: E731
+    drop_m = 0.12 * (neutral.vertices[10, 1] - neutral.vertices[152, 1])
+    # at least a quarter of the opening is taken out again
+    assert gap(head) < gap(neutral) + 0.75 * drop_m
+
+
+def test_no_face_photo_never_reaches_reconstruct():
+    with pytest.raises(PipelineError) as info:
+        detect_face(Photo(np.full((300, 300, 3), 90, np.uint8)))
+    assert info.value.code == "no_face"
