@@ -93,7 +93,7 @@ class ProtocolError:
         return {"type": "error", "code": self.code, "message": self.message}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ExpressionFrame:
     """One participant's face state at one instant.
 
@@ -107,6 +107,18 @@ class ExpressionFrame:
     rotation: tuple[float, float, float, float]
     position_mm: tuple[int, int, int]
     weights: np.ndarray
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExpressionFrame):
+            return NotImplemented
+        return (self.seq, self.capture_ms, self.rotation, self.position_mm) == (
+            other.seq,
+            other.capture_ms,
+            other.rotation,
+            other.position_mm,
+        ) and np.array_equal(self.weights, other.weights)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def weights_float(self) -> np.ndarray:
