@@ -10,6 +10,7 @@ Registered only by tests, via ``make_app(settings, plugin_modules=("hub_test_sta
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -129,6 +130,13 @@ def reconstruct_wrong_type(photo: Photo, face: FaceObservation, seg: Segmentatio
     return {"not": "a HeadModel"}  # type: ignore[return-value]
 
 
+def reconstruct_sleepy(photo: Photo, face: FaceObservation, seg: Segmentation) -> HeadModel:
+    """Sleeps HUB_TEST_SLEEP_SECONDS (env, default 0): a long build in one hub's life, a short one in
+    the next (tests/test_restart_resume.py)."""
+    time.sleep(float(os.environ.get("HUB_TEST_SLEEP_SECONDS", "0")))
+    return reconstruct(photo, face, seg)
+
+
 def reconstruct_slow(photo: Photo, face: FaceObservation, seg: Segmentation) -> HeadModel:
     time.sleep(SLOW_SECONDS)
     return reconstruct(photo, face, seg)
@@ -149,6 +157,7 @@ def register_stages(register):  # type: ignore[no-untyped-def]
     register("detect", "raises", detect_raises, version="0.0-test")
     register("reconstruct", "wrong_type", reconstruct_wrong_type, version="0.0-test")
     register("reconstruct", "slow", reconstruct_slow, version="0.0-test")
+    register("reconstruct", "sleepy", reconstruct_sleepy, version="0.0-test")
 
 
 @hookimpl

@@ -19,6 +19,7 @@ from aiohttp import web
 import vrhub
 from vrhub.api import setup_routes
 from vrhub.api.errors import ApiError, error_middleware, max_upload_key
+from vrhub.api.tracking import setup_tracking_routes
 from vrhub.appkeys import (
     blobs_key,
     db_key,
@@ -196,6 +197,7 @@ def make_app(
         app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(jobs_ctx)
     setup_routes(app)
+    setup_tracking_routes(app)
     _setup_rooms(app)
     pm.hook.startup(app=app)
     setup_static(app, settings)
@@ -210,7 +212,7 @@ def _setup_rooms(app: web.Application) -> None:
     app[openapi_fragments_key].append(Path(__file__).parent / "api" / "openapi_rooms.yaml")
 
 
-def run_server(settings: Settings) -> None:
+def run_server(settings: Settings, *, plugin_modules: Sequence[str] | None = None) -> None:
     """Serve until interrupted (uvloop when installed)."""
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -221,4 +223,5 @@ def run_server(settings: Settings) -> None:
         loop_factory = asyncio.new_event_loop
     loop = loop_factory()
     asyncio.set_event_loop(loop)
-    web.run_app(make_app(settings), host=settings.host, port=settings.port, loop=loop, access_log=None)
+    app = make_app(settings, plugin_modules=plugin_modules)
+    web.run_app(app, host=settings.host, port=settings.port, loop=loop, access_log=None)

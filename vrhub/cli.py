@@ -30,6 +30,20 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         raise SystemExit(f"vrhub: configuration error: {exc}") from None
 
 
+def _add_plugins_module(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plugins-module",
+        action="append",
+        metavar="MODULE",
+        help="register only this stage plugin module (repeatable) instead of the builtin plugins and "
+        "entry points; for developing and testing plugins",
+    )
+
+
+def _plugin_modules(args: argparse.Namespace) -> tuple[str, ...] | None:
+    return tuple(args.plugins_module) if args.plugins_module else None
+
+
 # --- serve ------------------------------------------------------------------------------------
 
 
@@ -38,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, host=args.host, port=args.port, job_workers=args.workers)
     try:
-        run_server(settings)
+        run_server(settings, plugin_modules=_plugin_modules(args))
     except RuntimeError as exc:  # e.g. the database is not migrated
         print(f"vrhub serve: {exc}", file=sys.stderr)
         return 1
@@ -50,6 +64,7 @@ def add_serve(sub: Subparsers) -> None:
     p.add_argument("--host", help="address to listen on (VRHUB_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (VRHUB_PORT, default 8080)")
     p.add_argument("--workers", type=int, help="build processes (VRHUB_JOB_WORKERS)")
+    _add_plugins_module(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -92,6 +107,15 @@ def cmd_create(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"vrhub create: cannot read {photo_path}: {exc.strerror}", file=sys.stderr)
         return 2
+    t0 = time.perf_counter()
+    try:
+        photo = decode_photo(
+            data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels, name=photo_path.name
+        )
+    except PipelineError as exc:
+        print(f"vrhub create: {photo_path.name}: {exc} [{exc.code}]", file=sys.stderr)
+        return 2
+    decode_s = time.perf_counter() - t0
     try:
         _pm, registry = load_plugins(None, parse_selection(settings.stages))
         stages = registry.select(parse_selection(args.stages))
@@ -102,12 +126,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     options = ExportOptions(
         formats=formats, lod=args.lod, texture_size=args.texture, visemes=not args.no_visemes
     )
-    t0 = time.perf_counter()
     try:
-        photo = decode_photo(
-            data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels, name=photo_path.name
-        )
-        decode_s = time.perf_counter() - t0
         result = run_pipeline(photo, stages, options, time_limit=settings.stage_timeout or None)
     except PipelineError as exc:
         print(f"vrhub create: {photo_path.name}: {exc} [{exc.code}]", file=sys.stderr)
@@ -115,7 +134,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     except StageFailed as exc:
         print(f"vrhub create: {photo_path.name}: {exc} [{exc.code}]", file=sys.stderr)
         return 1
-    total = time.perf_counter() - t0
+    t_pipeline = time.perf_counter()
+    total = t_pipeline - t0
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(result.files["glb"])
@@ -189,7 +209,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         print("vrhub worker: set VRHUB_REDIS_URL (the job queue lives in Redis)", file=sys.stderr)
         return 2
-    run_worker(settings, burst=args.burst)
+    run_worker(settings, burst=args.burst, plugin_modules=_plugin_modules(args))
     return 0
 
 
@@ -197,6 +217,7 @@ def add_worker(sub: Subparsers) -> None:
     p = sub.add_parser("worker", help="build avatars from the Redis queue (arq); needs VRHUB_REDIS_URL")
     p.add_argument("--workers", type=int, help="builds at a time (VRHUB_JOB_WORKERS)")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    _add_plugins_module(p)
     p.set_defaults(func=cmd_worker)
 
 

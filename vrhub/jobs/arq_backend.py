@@ -191,7 +191,10 @@ def make_worker(
     )
 
 
-def run_worker(settings: Settings, *, burst: bool = False) -> None:
+def run_worker(
+    settings: Settings, *, burst: bool = False, plugin_modules: tuple[str, ...] | None = None
+) -> None:
     """``vrhub worker``: run until interrupted."""
-    worker = make_worker(settings, burst=burst)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = make_worker(settings, burst=burst, plugin_modules=plugin_modules)
     worker.run()

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import multiprocessing.queues
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -135,18 +136,36 @@ def build_avatar(request: BuildRequest, progress: ProgressFn | None = None) -> d
         photo = decode_photo(
             store.get(request.photo_key), max_bytes=request.max_bytes, max_pixels=request.max_pixels
         )
+        primary = tuple(f for f in request.formats if f == "glb") or ("glb",)
         result = run_pipeline(
             photo,
             stages,
-            ExportOptions(formats=request.formats),
+            ExportOptions(formats=primary),
             progress=progress,
             time_limit=request.stage_timeout,
         )
-        timings = result.timings
-        asset = AvatarAsset(
-            avatar_id=request.avatar_id, files=dict(result.files), timings=dict(timings), stages=result.stages
-        )
+        timings = dict(result.timings)
+        files = dict(result.files)
         warnings = list(result.warnings)
+        extra = tuple(f for f in request.formats if f not in files)
+        if extra:
+            # Extra formats (VRM) are a bonus: an export stage that cannot write them costs a warning,
+            # not the avatar.
+            t0 = time.perf_counter()
+            try:
+                exported = call_stage(
+                    stages["export"],
+                    result.avatar,
+                    ExportOptions(formats=extra),
+                    time_limit=request.stage_timeout,
+                )
+                files.update({k: v for k, v in exported.files.items() if k not in files})
+            except StageFailed as exc:
+                warnings.append(f"no {'/'.join(extra).upper()} file: {exc}")
+            timings["export_extra"] = time.perf_counter() - t0
+        asset = AvatarAsset(
+            avatar_id=request.avatar_id, files=files, timings=dict(timings), stages=result.stages
+        )
         for impl in pm.hook.avatar_built.get_hookimpls():
             try:
                 impl.function(avatar=result.avatar, asset=asset)
