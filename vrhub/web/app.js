@@ -354,4 +354,7 @@ async function start() {
   if (!wanted) status("Welcome! Start with step 1: choose a photo of your face.");
 }
 
+// For the console and for tests: the page's parts.
+window.vrhub = { viewer, room, state, sendMyFrame, get tracker() { return tracker; } };
+
 start().catch(showError);

@@ -1,0 +1,125 @@
+"""The browser client (vrhub/web) against a real hub in Debian's Chromium: the page loads cleanly,
+a real photo becomes an avatar in the 3D view, and two pages in one room see each other."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+from browser_testing import artifact, chromium
+from conftest import ASTRONAUT, builtin_stages_present
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+async def hub_url(aiohttp_client: Any, migrated_settings: Any) -> str:
+    """A real hub (real pipeline) listening on a local port; the tracking route added if the app
+    factory does not add it yet."""
+    from vrhub.app import make_app
+
+    if not builtin_stages_present():
+        pytest.skip("the builtin pipeline stages are not all present yet")
+    settings = dataclasses.replace(migrated_settings, stages="")
+    app = make_app(settings, plugin_modules=None)
+    if not any(r.resource.canonical == "/api/tracking/solver.json" for r in app.router.routes()):
+        from vrhub.api.tracking import setup_tracking_routes
+
+        setup_tracking_routes(app)
+    client = await aiohttp_client(app)
+    return str(client.make_url("/")).rstrip("/")
+
+
+def pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int16)
+
+
+async def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on(
+        "console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None
+    )
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    await page.goto(url)
+    await page.wait_for_function("document.getElementById('status').textContent.includes('Welcome')")
+    return page, problems
+
+
+async def test_page_loads_without_errors_and_explains_the_steps(hub_url: str) -> None:
+    async with chromium() as browser:
+        page, problems = await open_page(browser, hub_url)
+        assert await page.title() == "vrhub — your classroom avatar"
+        text = await page.inner_text("body")
+        for words in ("Make your avatar", "Join a room", "Camera (optional)", "Choose a photo"):
+            assert words in text
+        await page.wait_for_timeout(500)  # a few animation frames
+        await page.screenshot(path=artifact("web_start.png"))
+        assert problems == []
+
+
+async def test_real_photo_becomes_an_avatar_in_the_viewer(hub_url: str) -> None:
+    async with chromium() as browser:
+        page, problems = await open_page(browser, hub_url)
+        canvas = page.locator("#view")
+        before = pixels(await canvas.screenshot())
+        await page.set_input_files("#photo", str(ASTRONAUT))
+        await page.click("#create")
+        await page.wait_for_function(
+            "(() => { const s = document.getElementById('status'); return s.className.includes('ok') || s.className.includes('error'); })()",
+            timeout=240_000,
+        )
+        status = await page.inner_text("#status")
+        assert "ready" in status, status
+        await page.wait_for_timeout(800)
+        after = pixels(await canvas.screenshot())
+        await page.screenshot(path=artifact("web_avatar.png"))
+        changed = np.abs(after - before).max(axis=2) > 30
+        assert changed.mean() > 0.02, f"only {changed.mean():.3%} of the canvas changed"
+        names = await page.eval_on_selector_all("#sliders input", "els => els.map(e => e.dataset.name)")
+        assert len(names) >= 52 and "jawOpen" in names and "eyeBlinkLeft" in names
+        # a slider moves the avatar: jawOpen at 1 changes the pixels around the mouth
+        await page.eval_on_selector(
+            "#sliders input[data-name=jawOpen]",
+            "el => { el.value = '1'; el.dispatchEvent(new Event('input')); }",
+        )
+        await page.wait_for_timeout(500)
+        opened = pixels(await canvas.screenshot())
+        await canvas.screenshot(path=artifact("web_avatar_jaw_open.png"))
+        assert (np.abs(opened - after).max(axis=2) > 30).sum() > 200
+        assert problems == []
+
+
+async def test_two_pages_in_one_room_see_each_other_and_receive_frames(hub_url: str) -> None:
+    async with chromium() as browser:
+        pages = []
+        for name in ("Ada", "Grace"):
+            page, problems = await open_page(browser, hub_url)
+            await page.fill("#name", name)
+            await page.fill("#room", "web-test-room")
+            await page.click("#join")
+            await page.wait_for_function("document.getElementById('status').className.includes('ok')")
+            pages.append((page, problems))
+        for page, _ in pages:
+            await page.wait_for_function("document.getElementById('peer-count').textContent === '2'")
+        (ada, ada_problems), (grace, grace_problems) = pages
+        assert "Grace" in await ada.inner_text("#peers")
+        assert "Ada" in await grace.inner_text("#peers")
+        # Ada sends an expression frame with her mouth open; Grace's view of Ada opens its mouth.
+        ada_id = await ada.evaluate("window.vrhub.room.participant")
+        await ada.evaluate("() => { window.vrhub.state.weights[17] = 1; window.vrhub.sendMyFrame(); }")
+        await grace.wait_for_function(
+            f"window.vrhub.viewer.slots.get('p{ada_id}').content.userData.mouth.scale.y > 1",
+            timeout=5000,
+        )
+        await grace.wait_for_timeout(300)
+        await grace.screenshot(path=artifact("web_room_two_pages.png"))
+        # Ada leaves: Grace's list goes back to one
+        await ada.click("#leave")
+        await grace.wait_for_function("document.getElementById('peer-count').textContent === '1'")
+        assert ada_problems == [] and grace_problems == []
