@@ -51,7 +51,13 @@ def make_head(landmarks_m: np.ndarray | None = None, texture: int = 256) -> Head
     )
     cm = np.linalg.norm(lm[263] - lm[33]) / 8.89
     verts = [lm]
-    tris = [np.asarray(face.triangles)]
+    from vrhub.geometry.canonical_face import EYE_RING_L, EYE_RING_R, MOUTH_RING
+
+    ft = np.asarray(face.triangles)
+    holes = np.zeros(len(ft), bool)
+    for ring in (MOUTH_RING, EYE_RING_L, EYE_RING_R):
+        holes |= np.isin(ft, ring).all(1)
+    tris = [ft[~holes]]  # open the eyes and the mouth
     uvs = [np.asarray(face.uvs)]
     regions = {"face": np.arange(468)}
     count = 468

@@ -7,6 +7,7 @@ so the shapes are checked on a face that is not the canonical one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,8 +55,8 @@ class Posed:
         return self.gap(61, 291)
 
 
-SIDES = {"Left": ("L", 1.0, {"upper": 386, "lower": 374, "corner": 291, "other_corner": 61, "brow_outer": 300, "brow_other": 70, "brow": 334, "lipU": 270, "lipL": 321, "lipU_other": 40, "lipL_other": 91, "wing": 294, "wing_other": 64, "cheek": 330, "cheek_other": 101}),
-         "Right": ("R", -1.0, {"upper": 159, "lower": 145, "corner": 61, "other_corner": 291, "brow_outer": 70, "brow_other": 300, "brow": 105, "lipU": 40, "lipL": 91, "lipU_other": 270, "lipL_other": 321, "wing": 64, "wing_other": 294, "cheek": 101, "cheek_other": 330})}  # fmt: skip
+SIDES = {"Left": ("L", 1.0, {"upper": 386, "lower": 374, "corner": 291, "other_corner": 61, "brow_outer": 300, "brow_other": 70, "brow": 334, "lipU": 270, "lipL": 321, "lipU_other": 40, "lipL_other": 91, "wing": 294, "wing_other": 64, "cheek": 352, "cheek_other": 123}),
+         "Right": ("R", -1.0, {"upper": 159, "lower": 145, "corner": 61, "other_corner": 291, "brow_outer": 70, "brow_other": 300, "brow": 105, "lipU": 40, "lipL": 91, "lipU_other": 270, "lipL_other": 321, "wing": 64, "wing_other": 294, "cheek": 123, "cheek_other": 352})}  # fmt: skip
 OTHER_LID = {"Left": (159, 145), "Right": (386, 374)}
 
 
@@ -359,3 +360,32 @@ def test_rigid_parts_move_only_with_their_shapes(canonical_head):
         assert np.abs(deltas[i, teeth_up]).max() < 1e-7, name
         if not name.startswith("eyeLook"):
             assert np.abs(deltas[i, eyes]).max() < 1e-7, name
+
+
+def _ict_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "ict_similarity.py"
+    spec = importlib.util.spec_from_file_location("ict_similarity", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shapes_point_the_way_icts_artist_made_shapes_do():
+    """Registered on ICT-FaceKit's neutral face, every shape ICT has moves the landmarks in the
+    same directions (|d|-weighted mean cosine >= 0.7); the table goes to test-artifacts/."""
+    ict = _ict_module()
+    if not ict.DEFAULT_NPZ.exists():
+        pytest.skip("../shared/data/ict_facekit/ict_face.npz is absent")
+    result = ict.ict_similarity(ict.DEFAULT_NPZ)
+    lines = [f"{'shape':22s} {'mean cos':>9s} {'global':>7s}"]
+    lines += [f"{name:22s} {w:9.2f} {g:7.2f}" for name, (w, g) in result.items()]
+    table = "\n".join(lines)
+    print(table)
+    out = Path(__file__).resolve().parents[1] / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    (out / "ict_similarity.txt").write_text(table + "\n")
+    assert len(result) == 51, "every ARKit shape but tongueOut has an ICT counterpart"
+    low = {name: round(w, 2) for name, (w, _) in result.items() if w < 0.7}
+    assert not low, f"shapes below 0.7 cosine with ICT: {low}"

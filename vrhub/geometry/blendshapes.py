@@ -55,6 +55,10 @@ LID_CREASE_UPPER = {
     "L": np.array([467, 260, 259, 257, 258, 286, 414]),
     "R": np.array([247, 30, 29, 27, 28, 56, 190]),
 }
+LID_CREASE_UPPER_2 = {
+    "L": np.array([342, 445, 444, 443, 442, 441, 413]),
+    "R": np.array([113, 225, 224, 223, 222, 221, 189]),
+}
 LID_CREASE_LOWER = {
     "L": np.array([255, 339, 254, 253, 252, 256, 341]),
     "R": np.array([25, 110, 24, 23, 22, 26, 112]),
@@ -359,16 +363,20 @@ def _cm(b: _Builder, *xyz: float) -> np.ndarray:
 def _eye_blink(b: _Builder, side: str) -> np.ndarray:
     up, lo = LID_UPPER[side], LID_LOWER[side]
     gap = b.lid_gap(side)
-    meet = b.lm[lo] - 0.22 * gap  # the lids meet a little above the lower lid
-    meet[:, 2] = np.maximum(b.lm[up, 2], b.lm[lo, 2]) + 0.1 * b.cm  # over the cornea
-    crease = LID_CREASE_UPPER[side]
-    driven = np.concatenate([up, lo, EYE_CORNERS[side], crease, BROW[side]])
+    meet = b.lm[lo] - 0.12 * gap  # the lids meet just above the lower lid
+    meet[:, 2] = np.maximum(b.lm[up, 2], b.lm[lo, 2]) + 0.05 * b.cm  # over the cornea
+    inward = _cm(b, -0.12 * _SIGN[side], 0, 0)  # the closing lid slides a little toward the nose
+    sweep = meet - b.lm[up]
+    driven = np.concatenate(
+        [up, lo, EYE_CORNERS[side], LID_CREASE_UPPER[side], LID_CREASE_UPPER_2[side], BROW[side]]
+    )
     offsets = np.concatenate(
         [
-            meet - b.lm[up],
-            meet - b.lm[lo],
+            sweep + inward,
+            meet - b.lm[lo] + inward,
             np.zeros((2, 3)),
-            0.45 * (meet - b.lm[up]) + _cm(b, 0, 0, 0.05),
+            0.85 * sweep + inward,
+            0.6 * sweep + 0.5 * inward,
             np.zeros((len(BROW[side]), 3)),
         ]
     )
@@ -380,16 +388,17 @@ def _eye_squint(b: _Builder, side: str) -> np.ndarray:
     gap = b.lid_gap(side)
     centre = np.sin(np.linspace(0.25, np.pi - 0.25, len(lo)))[:, None]
     low_cr = LID_CREASE_LOWER[side]
+    inward = _cm(b, -0.2 * _SIGN[side], 0, 0)
     driven = np.concatenate([lo, up, low_cr, BROW[side]])
     offsets = np.concatenate(
         [
-            -0.35 * gap * centre + _cm(b, 0, 0, 0.05),
+            -0.35 * gap * centre + _cm(b, 0, 0, 0.05) + inward * centre,
             0.08 * gap,
-            (-0.25 * gap * centre) + _cm(b, 0, 0.1, 0.05),
+            (-0.3 * gap * centre) + _cm(b, 0, 0.1, 0.05) + inward * centre,
             np.zeros((len(BROW[side]), 3)),
         ]
     )
-    return b.field(driven, offsets, 1.8, 0.5)
+    return b.field(driven, offsets, 2.4, 0.7)
 
 
 def _eye_wide(b: _Builder, side: str) -> np.ndarray:
@@ -568,7 +577,7 @@ def _brow(b: _Builder, side: str, inner: np.ndarray, outer: np.ndarray) -> np.nd
     x = np.abs(b.lm[ids, 0] - b.frame.mouth_centre[0])
     t = (x - x.min()) / max(x.max() - x.min(), 1e-9)  # 0 inner .. 1 outer
     off = ((1 - t)[:, None] * inner + t[:, None] * outer) * b.cm
-    lids = np.concatenate([LID_UPPER[side], EYE_CORNERS[side], LID_LOWER[side]])
+    lids = np.concatenate([LID_UPPER[side], EYE_CORNERS[side], LID_LOWER[side], [9, 8, 168]])
     return b.field(np.concatenate([ids, lids]), np.concatenate([off, np.zeros((len(lids), 3))]), 3.0, 0.9)
 
 
@@ -606,40 +615,48 @@ def _cheek_puff(b: _Builder) -> np.ndarray:
     return b.field(np.concatenate(driven), np.concatenate(offsets), 2.0, 0.6)
 
 
+def _patch(
+    b: _Builder, centre: np.ndarray, radius_cm: float, offset_cm: np.ndarray, exclude: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks within ``radius_cm`` of ``centre`` (minus ``exclude``) and their offsets
+    (k, 3) metres: ``offset_cm`` times a smooth bump (1 at the centre, 0 at the radius)."""
+    d = np.linalg.norm(b.lm - centre, axis=1) / (radius_cm * b.cm)
+    ids = np.setdiff1d(np.flatnonzero(d < 1.0), exclude)
+    w = 0.5 * (1 + np.cos(np.pi * np.clip(d[ids], 0, 1)))
+    return ids, w[:, None] * np.asarray(offset_cm, np.float64) * b.cm
+
+
 def _cheek_squint(b: _Builder, side: str) -> np.ndarray:
-    ids, w = _cheek_ids(b, side, 2.4)
-    above = b.lm[ids, 1] > b.lm[MOUTH_CORNER_OUTER[side], 1]
-    ids, w = ids[above], w[above]
+    """The cheek bulges up toward the eye: a broad patch over the cheekbone rises and comes forward."""
+    s = _SIGN[side]
+    centre = 0.5 * (b.lm[EYE_CORNERS[side][0]] + b.lm[MOUTH_CORNER_OUTER[side]]) + _cm(b, 2.2 * s, -0.3, -1.6)
     lo = LID_LOWER[side]
-    driven = np.concatenate([ids, lo, LID_UPPER[side], MOUTH_CORNER_OUTER[side] * np.ones(1, np.int64)])
-    offsets = np.concatenate(
-        [
-            (w[:, None] * _cm(b, 0, 0.35, 0.12)),
-            np.tile(_cm(b, 0, 0.08, 0.03), (len(lo), 1)),
-            np.zeros((len(LID_UPPER[side]) + 1, 3)),
-        ]
-    )
-    return b.field(driven, offsets, 1.8, 0.6)
+    pins = np.concatenate([LIPS, LID_UPPER[side], EYE_CORNERS[side], NOSE_TIP, BROW[side]])
+    ids, off = _patch(b, centre, 5.0, np.array([-0.05 * s, 0.55, 0.25]), np.concatenate([pins, lo]))
+    off *= np.sqrt(np.linalg.norm(off, axis=1, keepdims=True) / max(np.linalg.norm(off, axis=1).max(), 1e-12))
+    driven = np.concatenate([ids, lo, pins])
+    offsets = np.concatenate([off, np.tile(_cm(b, 0, 0.04, 0.02), (len(lo), 1)), np.zeros((len(pins), 3))])
+    return b.field(driven, offsets, 1.5, 0.6)
 
 
 def _nose_sneer(b: _Builder, side: str) -> np.ndarray:
+    """The nostril wing, the nasolabial fold and the side of the upper lip pull up together."""
     s = _SIGN[side]
     wing = NOSE_WING[side]
-    c = b.lm[wing].mean(0)
-    up_ids = np.flatnonzero(np.linalg.norm(b.lm - c, axis=1) < 1.3 * b.cm)
-    up_ids = np.setdiff1d(up_ids, np.concatenate([LIPS, NOSE_TIP]))
-    w = np.clip(1 - np.linalg.norm(b.lm[up_ids] - c, axis=1) / (1.3 * b.cm), 0.3, 1)
-    brow_in = BROW[side][[3, 4, 8, 9]]
-    driven = np.concatenate([up_ids, wing, brow_in, NOSE_TIP[:3], LIP_UPPER_INNER, LIP_CORNERS])
-    offsets = np.concatenate(
+    centre = 0.5 * (b.lm[wing].mean(0) + b.lm[MOUTH_CORNER_OUTER[side]]) + _cm(b, 0.4 * s, 0.3, -0.2)
+    pins = np.concatenate(
         [
-            w[:, None] * _cm(b, -0.05 * s, 0.3, 0.05),
-            np.tile(_cm(b, -0.05 * s, 0.38, 0.06), (len(wing), 1)),
-            np.tile(_cm(b, -0.05 * s, -0.15, 0.0), (4, 1)),
-            np.zeros((3 + len(LIP_UPPER_INNER) + 4, 3)),
+            LIP_LOWER,
+            LIP_CORNERS[[0, 2]] if side == "L" else LIP_CORNERS[[1, 3]],
+            NOSE_TIP[:2],
+            [152, 175, 199],
         ]
     )
-    return b.field(driven, offsets, 1.8, 0.5)
+    ids, off = _patch(b, centre, 3.4, np.array([-0.1 * s, 0.95, 0.15]), pins)
+    brow_in = BROW[side][[3, 4, 8, 9]]
+    driven = np.concatenate([ids, brow_in, pins])
+    offsets = np.concatenate([off, np.tile(_cm(b, -0.05 * s, -0.15, 0.0), (4, 1)), np.zeros((len(pins), 3))])
+    return b.field(driven, offsets, 1.5, 0.5)
 
 
 def _arkit_shapes(b: _Builder) -> dict[str, np.ndarray]:
@@ -656,34 +673,59 @@ def _arkit_shapes(b: _Builder) -> dict[str, np.ndarray]:
         shapes[f"mouth{Side}"] = _mouth_shift(b, side)
         shapes[f"mouthSmile{Side}"] = _mouth_corner(b, side, (0.45, 0.7, -0.35))
         shapes[f"mouthFrown{Side}"] = _mouth_corner(b, side, (0.15, -0.55, -0.05))
-        shapes[f"mouthDimple{Side}"] = _mouth_corner(b, side, (0.25, 0.05, -0.45))
+        below = b.lm[MOUTH_CORNER_OUTER[side]] + _cm(b, 0.2 * s, -1.6, -0.4)
+        ids, off = _patch(
+            b, below, 2.4, np.array([0.1 * s, 0.5, -0.15]), np.concatenate([LIPS, NOSE_WING[side]])
+        )
+        keep = np.concatenate([NOSE_WING[side], [MOUTH_CORNER_OUTER[side]]])
+        shapes[f"mouthDimple{Side}"] = _mouth_corner(b, side, (0.15, 0.3, -0.55), radius=2.4) + b.field(
+            np.concatenate([ids, keep]), np.concatenate([off, np.zeros((len(keep), 3))]), 1.5, 0.5
+        )
         shapes[f"mouthStretch{Side}"] = _mouth_corner(b, side, (0.55, -0.25, -0.2))
+        chin_side = CHIN[b.frame.side_weight(b.lm[CHIN], side) > 0.5]
         shapes[f"mouthPress{Side}"] = _lips_move(
             b,
             [
-                (LIP_UPPER_INNER, np.array([0, -0.08, -0.05])),
-                (LIP_LOWER_INNER, np.array([0, 0.12, -0.05])),
-                (LIP_UPPER_OUTER, np.array([0, -0.12, -0.12])),
-                (LIP_LOWER_OUTER, np.array([0, 0.15, -0.12])),
+                (LIP_UPPER_INNER, np.array([0, -0.06, -0.02])),
+                (LIP_LOWER_INNER, np.array([0, 0.2, 0.05])),
+                (LIP_UPPER_OUTER, np.array([0, -0.05, -0.05])),
+                (LIP_LOWER_OUTER, np.array([0, 0.25, 0.1])),
                 (
                     np.array([MOUTH_CORNER_OUTER[side], MOUTH_CORNER_INNER[side]]),
-                    np.array([0.1 * s, 0, -0.05]),
+                    np.array([0.1 * s, 0.05, 0]),
                 ),
+                (chin_side, np.array([0, 0.3, 0.18])),
             ],
             side=side,
+            radius=3.0,
+            sigma=0.8,
         )
         shapes[f"mouthLowerDown{Side}"] = _lips_move(
             b,
-            [(LIP_LOWER_OUTER, np.array([0, -0.45, 0.05])), (LIP_LOWER_INNER, np.array([0, -0.42, 0.02]))],
+            [
+                (LIP_LOWER_OUTER, np.array([0.06 * s, -0.45, -0.12])),
+                (LIP_LOWER_INNER, np.array([0.06 * s, -0.42, -0.08])),
+            ],
             side=side,
+            radius=3.2,
+            sigma=0.9,
         )
+        fold = 0.5 * (b.lm[NOSE_WING[side]].mean(0) + b.lm[MOUTH_CORNER_OUTER[side]])
+        ids, off = _patch(b, fold, 2.2, np.array([0.15 * s, 0.55, -0.1]), np.concatenate([LIPS, NOSE_TIP]))
         shapes[f"mouthUpperUp{Side}"] = _lips_move(
             b,
-            [(LIP_UPPER_OUTER, np.array([0, 0.4, 0.05])), (LIP_UPPER_INNER, np.array([0, 0.38, 0.02]))],
+            [
+                (LIP_UPPER_OUTER, np.array([0.15 * s, 0.6, 0.0])),
+                (LIP_UPPER_INNER, np.array([0.12 * s, 0.5, 0.0])),
+            ],
             side=side,
-            extra=[(NOSE_WING[side][:4], np.array([0, 0.06, 0]))],
+            extra=[(ids, off / b.cm)],
+            radius=2.6,
+            sigma=0.7,
         )
-        shapes[f"browDown{Side}"] = _brow(b, side, np.array([-0.2 * s, -0.45, -0.05]), np.array([0, -0.3, 0]))
+        shapes[f"browDown{Side}"] = _brow(
+            b, side, np.array([-0.3 * s, -0.35, 0.15]), np.array([-0.25 * s, -0.2, 0.25])
+        )
         shapes[f"browOuterUp{Side}"] = _brow(b, side, np.array([0, 0.05, 0]), np.array([0, 0.65, 0.05]))
         shapes[f"cheekSquint{Side}"] = _cheek_squint(b, side)
         shapes[f"noseSneer{Side}"] = _nose_sneer(b, side)
@@ -693,10 +735,14 @@ def _arkit_shapes(b: _Builder) -> dict[str, np.ndarray]:
     shapes["mouthFunnel"] = _funnel(b)
     shapes["mouthPucker"] = _pucker(b)
     shapes["mouthRollLower"] = _lips_move(
-        b, [(LIP_LOWER_OUTER, np.array([0, 0.2, -0.35])), (LIP_LOWER_INNER, np.array([0, -0.05, -0.3]))]
+        b,
+        [(LIP_LOWER_OUTER, np.array([0, 0.6, -0.45])), (LIP_LOWER_INNER, np.array([0, 0.3, -0.9]))],
+        radius=2.2,
     )
     shapes["mouthRollUpper"] = _lips_move(
-        b, [(LIP_UPPER_OUTER, np.array([0, -0.25, -0.35])), (LIP_UPPER_INNER, np.array([0, 0.05, -0.3]))]
+        b,
+        [(LIP_UPPER_OUTER, np.array([0, -0.35, -0.7])), (LIP_UPPER_INNER, np.array([0, 0.3, -0.8]))],
+        radius=2.2,
     )
     chin = np.setdiff1d(CHIN, [152, 148, 377])
     shapes["mouthShrugLower"] = _lips_move(
