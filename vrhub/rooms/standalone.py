@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import resource
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-participants", type=int, default=None)
     ap.add_argument("--max-fps", type=float, default=None)
     ap.add_argument("--secret", default=None)
+    ap.add_argument("--heartbeat", type=float, default=None, help="websocket ping interval, seconds")
     ap.add_argument("--no-uvloop", action="store_true")
     ap.add_argument("--log-level", default="WARNING")
     args = ap.parse_args(argv)
@@ -60,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
             "room_presence_interval": args.presence_interval,
         }
     )
+    if args.heartbeat is not None:
+        settings.extra["room_heartbeat"] = args.heartbeat
+    with contextlib.suppress(ValueError, OSError):  # many sockets: raise the open-files limit
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if not args.no_uvloop:
         try:
             import uvloop
