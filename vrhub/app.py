@@ -215,6 +215,7 @@ def _setup_rooms(app: web.Application) -> None:
 def run_server(settings: Settings, *, plugin_modules: Sequence[str] | None = None) -> None:
     """Serve until interrupted (uvloop when installed)."""
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         import uvloop
 

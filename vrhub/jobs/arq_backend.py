@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -52,11 +53,24 @@ class ArqQueue:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.pool = await create_pool(
-            RedisSettings.from_dsn(self.settings.redis_url), default_queue_name=self.queue
-        )
+        """Connect (if Redis is down, the hub still starts: job rows wait and the sweeper enqueues
+        them once Redis answers; /api/health reports it meanwhile)."""
         self.runner.enqueue = self.enqueue
+        await self._connect()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="vrhub-arq-sweeper")
+
+    async def _connect(self) -> bool:
+        if self.pool is not None:
+            return True
+        try:
+            self.pool = await create_pool(
+                dataclasses.replace(RedisSettings.from_dsn(self.settings.redis_url), conn_retries=0),
+                default_queue_name=self.queue,
+            )
+        except Exception as exc:  # noqa: BLE001
+            log.warning("job queue: Redis is not reachable (%s); jobs wait in the database", exc)
+            return False
+        return True
 
     async def stop(self) -> None:
         tasks = [t for t in (self._sweeper, *self._tasks) if t]
@@ -67,6 +81,8 @@ class ArqQueue:
             await self.pool.aclose()
 
     async def enqueue(self, job_id: str) -> None:
+        if not await self._connect():
+            return  # the row stays queued; the sweeper enqueues it when Redis is back
         assert self.pool is not None
         job = await self.pool.enqueue_job(
             "build_job", job_id, _job_id=_arq_job_id(job_id), _queue_name=self.queue
