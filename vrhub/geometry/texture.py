@@ -30,6 +30,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+from scipy import sparse
 
 from vrhub.geometry.canonical_face import EYE_RING_L, EYE_RING_R, MOUTH_RING, load_canonical_face
 from vrhub.geometry.head_template import ISLANDS, HeadTemplate, get_head_template
@@ -71,6 +72,7 @@ class _FaceRaster:
     rim_fade: np.ndarray  # (468,) 0 on the outer rim -> 1 inside
     skin_weight: np.ndarray  # (468,) 1 on plain skin, 0 on eyes, brows, lips
     disc: np.ndarray  # (t, t) bool: texels of the skin disc
+    interp: sparse.csr_matrix  # (k, 468) float32: barycentric weights of each texel's landmarks
 
 
 def _vertex_distance_to(face_vertices: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -120,7 +122,11 @@ def _face_raster(size: int) -> _FaceRaster:
     skin_weight = np.clip((feature_d - 0.6) / 0.6, 0, 1) * np.clip((lips_d - 1.3) / 0.5, 0, 1)
     yy, xx = np.mgrid[0:size, 0:size]
     r = np.hypot((xx + 0.5) / size - 0.5, (yy + 0.5) / size - 0.5)
-    return _FaceRaster(texels, tri_ids, bary, tris, rim_fade, skin_weight, r <= 0.5)
+    rows = np.repeat(np.arange(len(texels)), 3)
+    interp = sparse.csr_matrix(
+        (bary.reshape(-1).astype(np.float32), (rows, tris[tri_ids].reshape(-1))), shape=(len(texels), 468)
+    )
+    return _FaceRaster(texels, tri_ids, bary, tris, rim_fade, skin_weight, r <= 0.5, interp)
 
 
 def _sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -243,84 +249,73 @@ def bake_head_texture(
         raise ValueError(f"texture size must be between {MIN_TEXTURE} and {MAX_TEXTURE}, got {size}")
     template = template or get_head_template()
     face = load_canonical_face()
-    raster = _face_raster(size)
-    h, w = photo.shape[:2]
-    tris = raster.triangles
-    tv = tris[raster.tri_ids]  # (k, 3) landmark ids per texel
-    mv = face.mirror[tv]
-    bary = raster.bary
-
-    # visibility and shading per landmark (camera frame normals)
-    normals = vertex_normals(
-        np.asarray(face_vertices, np.float64), template.triangles[(template.triangles < 468).all(1)]
-    )
+    lm = np.asarray(landmarks, np.float64)
+    # The face island is ~0.6 * size texels wide. When the photo's face is narrower than half of
+    # that, a half-size warp holds all of its detail: warp there and upsample (4x fewer texels).
+    face_width_px = float(np.ptp(lm[:468, 0]))
+    work = size if face_width_px > 0.3 * size or size // 2 < MIN_TEXTURE else size // 2
+    raster = _face_raster(work)
+    # per-landmark attributes; the raster's sparse (texels x 468) barycentric matrix carries them to
+    # texels, and the same matrix over the mirrored landmarks gives the symmetric fill's samples
+    normals = vertex_normals(np.asarray(face_vertices, np.float64), raster.triangles)
     cam_n = normals @ np.asarray(rotation).T
     vis_v = np.clip((cam_n[:, 2] - 0.1) / 0.35, 0.0, 1.0)
-    lm = np.asarray(landmarks, np.float64)
     xy = lm[:468, :2]
-
-    def remap(ids: np.ndarray) -> np.ndarray:
-        pts = (xy[ids] * bary[..., None]).sum(1).astype(np.float32)
-        return _sample(photo, pts).astype(np.float64)
-
-    own = remap(tv)
-    mirrored = remap(mv)
-    vis_own = (vis_v[tv] * bary).sum(1)
-    vis_mir = (vis_v[mv] * bary).sum(1)
-    skin_w = (raster.skin_weight[tv] * bary).sum(1)
-
-    # spherical-harmonic shading fitted on visible skin
-    lum = own @ np.array([0.299, 0.587, 0.114])
-    n_own = (cam_n[tv] * bary[..., None]).sum(1)
-    n_own /= np.maximum(np.linalg.norm(n_own, axis=1, keepdims=True), 1e-9)
-    n_mir = (cam_n[mv] * bary[..., None]).sum(1)
-    n_mir /= np.maximum(np.linalg.norm(n_mir, axis=1, keepdims=True), 1e-9)
-    fit = (skin_w > 0.9) & (vis_own > 0.6)
+    attrs = np.concatenate(
+        [xy, vis_v[:, None], cam_n, raster.skin_weight[:, None], raster.rim_fade[:, None]], 1
+    ).astype(np.float32)
+    at_own = raster.interp @ attrs
+    at_mir = raster.interp @ attrs[face.mirror]
+    own = _sample(photo, at_own[:, :2]).astype(np.float32)
+    mirrored = _sample(photo, at_mir[:, :2]).astype(np.float32)
+    vis_own, vis_mir = at_own[:, 2], at_mir[:, 2]
+    skin_w, fade = at_own[:, 6], at_own[:, 7]
     if skin_mask is not None:
-        pts = (xy[tv] * bary[..., None]).sum(1).astype(np.float32)
-        mask_here = _sample(np.asarray(skin_mask, np.float32), pts).reshape(-1)
-        fit &= mask_here > 0.5
+        mask_here = _sample(np.asarray(skin_mask, np.float32), at_own[:, :2]).reshape(-1)
     else:
-        mask_here = np.ones(len(tv))
+        mask_here = np.ones(len(own), np.float32)
+
+    # spherical-harmonic shading fitted on visible skin (a subsample of texels is plenty)
+    fit = (skin_w > 0.9) & (vis_own > 0.6) & (mask_here > 0.5)
     coeffs = np.zeros(9)
-    if fit.sum() > 50:
-        basis = _sh9(n_own[fit])
-        target = lum[fit]
+    shade_v = np.ones(468)
+    sub = np.flatnonzero(fit)[::3]
+    if len(sub) > 50:
+        n_fit = at_own[sub, 3:6].astype(np.float64)
+        n_fit /= np.maximum(np.linalg.norm(n_fit, axis=1, keepdims=True), 1e-9)
+        basis = _sh9(n_fit)
+        target = own[sub].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         # robust: two rounds, dropping the worst 15 % (dark pores, specular highlights)
         keep = np.ones(len(target), bool)
         for _ in range(2):
             coeffs, *_ = np.linalg.lstsq(basis[keep], target[keep], rcond=None)
             err = np.abs(basis @ coeffs - target)
             keep = err <= np.quantile(err, 0.85)
-        shade_own = _sh9(n_own) @ coeffs
-        shade_mir = _sh9(n_mir) @ coeffs
-        ref = np.median(shade_own[fit])
-        shade_own = np.clip(shade_own / max(ref, 1e-6), 0.45, 2.2)
-        shade_mir = np.clip(shade_mir / max(ref, 1e-6), 0.45, 2.2)
-    else:
-        shade_own = shade_mir = np.ones(len(tv))
-    albedo_own = own / shade_own[:, None]
-    albedo_mir = mirrored / shade_mir[:, None]
+        ref = float(np.median(basis @ coeffs))
+        shade_v = np.clip(_sh9(cam_n) @ coeffs / max(ref, 1e-6), 0.45, 2.2)
+    shade_own = (raster.interp @ shade_v.astype(np.float32))[:, None]
+    shade_mir = (raster.interp @ shade_v[face.mirror].astype(np.float32))[:, None]
     # symmetric fill by visibility
-    wo = vis_own + 1e-3
-    wm = (1 - vis_own) * vis_mir + 1e-4
-    colour = (albedo_own * wo[:, None] + albedo_mir * wm[:, None]) / (wo + wm)[:, None]
+    wo = (vis_own + 1e-3)[:, None]
+    wm = ((1 - vis_own) * vis_mir + 1e-4)[:, None]
+    colour = (own / shade_own * wo + mirrored / shade_mir * wm) / (wo + wm)
     seen = np.clip(vis_own + (1 - vis_own) * vis_mir, 0, 1)
 
     # skin tone and the fade into it
     good = fit & (vis_own > 0.8)
     if good.sum() < 20:
         good = skin_w > 0.5
-    tone = np.median(colour[good], axis=0) if good.any() else np.array([200.0, 160.0, 130.0])
-    fade = (raster.rim_fade[tv] * bary).sum(1)
+    tone = np.median(colour[good][::5], axis=0) if good.any() else np.array([200.0, 160.0, 130.0])
     occl_w = np.maximum(mask_here, 1 - skin_w)  # features are never "not skin" for this purpose
     alpha = np.clip(fade * seen * occl_w, 0, 1)
-    face_rgb = colour * alpha[:, None] + tone * (1 - alpha)[:, None]
+    face_rgb = colour * alpha[:, None] + tone.astype(np.float32) * (1 - alpha)[:, None]
 
-    tex = np.empty((size, size, 3), np.uint8)
+    tex = np.empty((work, work, 3), np.uint8)
     tex[:] = np.clip(tone, 0, 255).astype(np.uint8)
     flat = tex.reshape(-1, 3)
     flat[raster.texels] = np.clip(face_rgb, 0, 255).astype(np.uint8)
+    if work != size:
+        tex = cv2.resize(tex, (size, size), interpolation=cv2.INTER_LINEAR)
     iris, _ = _iris_colour(photo, lm)
     _draw_eye(tex, iris)
     _fill_island(tex, "teeth", TEETH, 0.15)
