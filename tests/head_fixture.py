@@ -166,3 +166,33 @@ def landmarks_from_photo(path) -> np.ndarray:
     rot, scale, t = head_pose(face.landmarks)
     cam = face.landmarks[:468] * np.array([1.0, -1.0, -1.0])
     return ((cam - t) @ rot) / scale * 0.01
+
+
+@__import__("functools").lru_cache(maxsize=32)
+def pipeline_head(photo_name: str) -> tuple[HeadModel, HairModel]:
+    """The real pipeline's head (detect -> segment -> reconstruct with the builtin stages) and hair
+    (the procedural hair stages when they are importable, else none) for a photo in faces/."""
+    from vrhub.photo_io import decode_photo
+    from vrhub.stages.landmark_head import reconstruct_head
+    from vrhub.stages.landmark_segment import register_stages as _seg
+    from vrhub.stages.mediapipe_detect import detect_face
+
+    found = {}
+    _seg(lambda slot, name, fn, **kw: found.setdefault(slot, fn))
+    photo = decode_photo((FACES / photo_name).read_bytes(), name=photo_name)
+    face = detect_face(photo)
+    seg = found["segment"](photo, face)
+    head = reconstruct_head(photo, face, seg)
+    try:
+        from vrhub.stages.onnx_hair_attributes import onnx_hair_attributes
+        from vrhub.stages.procedural_hair import procedural_hair
+    except ImportError:
+        return head, HairModel.empty()
+    return head, procedural_hair(onnx_hair_attributes(photo, face, seg), head)
+
+
+def face_photos() -> list[str]:
+    """Names of the shared test photos (empty when ../shared is absent)."""
+    if not FACES.exists():
+        return []
+    return sorted(p.name for p in FACES.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

@@ -243,8 +243,10 @@ class _Builder:
         rigid[:468] = False
         self.rigid = rigid
         # squared distances of every vertex to every landmark: (n, 468)
-        diff = self.v[:, None, :] - self.lm[None, :, :]
-        self.d2 = np.einsum("nkc,nkc->nk", diff, diff)
+        self.d2 = np.maximum(
+            (self.v**2).sum(1)[:, None] + (self.lm**2).sum(1)[None, :] - 2.0 * (self.v @ self.lm.T), 0.0
+        )
+        self.d2[np.arange(468), np.arange(468)] = 0.0
         self.jaw_weight = self._jaw_weights()
 
     def region(self, name: str) -> np.ndarray:
@@ -272,18 +274,26 @@ class _Builder:
             return out
         radius = radius_cm * self.cm
         sigma = (sigma_cm if sigma_cm is not None else 0.3 * radius_cm) * self.cm
-        d_moving = np.sqrt(self.d2[:, driven[moving]].min(1))
-        free = (d_moving < radius) & ~self.rigid
-        free[driven] = False
-        if free.any():
-            lm_far = np.sqrt(self.d2[driven[moving]].min(0)) >= radius  # (468,) landmarks outside
-            lm_far[driven] = False
-            ctrl = np.concatenate([driven, np.flatnonzero(lm_far)])
-            ctrl_off = np.concatenate([offsets, np.zeros((int(lm_far.sum()), 3))])
+        movers = driven[moving]
+        # candidates: non-rigid vertices in the box around the moving landmarks
+        lo = self.lm[movers].min(0) - radius
+        hi = self.lm[movers].max(0) + radius
+        cand = np.flatnonzero(np.all((self.v >= lo) & (self.v <= hi), axis=1) & ~self.rigid)
+        cand = cand[~np.isin(cand, driven)]
+        d_moving = np.sqrt(self.d2[np.ix_(cand, movers)].min(1)) if len(cand) else np.zeros(0)
+        inside = d_moving < radius
+        free, d_moving = cand[inside], d_moving[inside]
+        if len(free):
+            # zero anchors: landmarks outside the radius but near enough to matter
+            d_lm = np.sqrt(self.d2[movers].min(0))  # (468,) landmark distance to the movers
+            anchors = (d_lm >= radius) & (d_lm < 2 * radius + 3 * sigma)
+            anchors[driven] = False
+            ctrl = np.concatenate([driven, np.flatnonzero(anchors)])
+            ctrl_off = np.concatenate([offsets, np.zeros((int(anchors.sum()), 3))])
             d2 = self.d2[np.ix_(free, ctrl)]
             w = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * sigma * sigma))
             vals = (w @ ctrl_off) / w.sum(1, keepdims=True)
-            fade = _smoothstep(radius, 0.7 * radius, d_moving[free])
+            fade = _smoothstep(radius, 0.7 * radius, d_moving)
             out[free] = vals * fade[:, None]
         out[driven] = offsets
         return out
