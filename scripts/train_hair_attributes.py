@@ -1,0 +1,412 @@
+"""Train the hair-attribute model and write vrhub/models/hair_attributes.onnx + .json.
+
+Usage:
+    .venv/bin/python scripts/train_hair_attributes.py [--data ../shared/data] [--cache /tmp/vrhub_hair_features]
+
+1. Features: for every portrait of ``hair_pool`` (and its mirror image, with left/right parting
+   swapped) run the pipeline's detect + the ``landmarks`` segment stage and ``vrhub.hair.features``;
+   cached as .npz under ``--cache`` keyed by file and FEATURES_VERSION.
+2. Held-out split: 25 % of the pool, stratified by length and texture (seed 20261127); mirrored copies
+   of a held-out image never enter training.
+3. One classifier per attribute (standardised features -> class-weighted logistic regression or
+   random forest, chosen by cross-validated balanced accuracy on the training part), converted with
+   skl2onnx and merged into one ONNX graph with one probability output per attribute.
+4. Prints balanced + plain accuracy and a confusion matrix per attribute on the held-out split and on
+   the other shared portraits (``hair/hair_labels.csv``), and stores them in the .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vrhub.hair.attributes_model import ATTRIBUTE_CLASSES, merge_classifier_models  # noqa: E402
+from vrhub.hair.features import FEATURE_NAMES, FEATURES_VERSION, measure_hair  # noqa: E402
+from vrhub.hair.offline_face import load_photo, observe_face  # noqa: E402
+from vrhub.pipeline.types import Photo  # noqa: E402
+from vrhub.stages.landmark_segment import segment_photo  # noqa: E402
+
+SEED = 20261127
+SWAP_PARTING = {"left": "right", "right": "left"}
+
+
+def features_of(photo: Photo) -> np.ndarray | None:
+    face = observe_face(photo)
+    if face is None:
+        return None
+    seg = segment_photo(photo, face)
+    return measure_hair(photo, face, seg).vector
+
+
+def relight(pixels: np.ndarray, seed: int) -> np.ndarray:
+    """A random relit copy of an image: a directional brightness gradient, a gamma in [0.6, 1.6] and
+    a colour cast of up to 12 % per channel (the same kinds of change as the robustness test)."""
+    rng = np.random.default_rng(seed)
+    f = pixels.astype(np.float32) / 255.0
+    h, w = f.shape[:2]
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = ((xx / w - 0.5) * np.cos(angle) + (yy / h - 0.5) * np.sin(angle)) + 0.5
+    lo = rng.uniform(0.5, 0.9)
+    f = f * (lo + (1.2 - lo) * t)[..., None]
+    f = np.clip(f, 0, 1) ** rng.uniform(0.6, 1.6)
+    f = f * rng.uniform(0.88, 1.12, 3)[None, None, :]
+    return (np.clip(f, 0, 1) * 255).astype(np.uint8)
+
+
+def extract_relit(paths: list[Path], cache: Path, copies: int = 2) -> dict[str, np.ndarray]:
+    """Feature vectors of ``copies`` relit versions per image, keyed "name|r<i>"."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out: dict[str, np.ndarray] = {}
+    t0 = time.time()
+    for i, p in enumerate(paths):
+        f = cache / f"{p.parent.name}_{p.stem}_v{FEATURES_VERSION}_relit{copies}.npz"
+        if f.exists():
+            d = np.load(f)
+            vecs = {k: d[k] for k in d.files}
+        else:
+            photo = load_photo(p)
+            vecs = {}
+            for c in range(copies):
+                seed = int(hashlib.sha256(f"{p.name}{c}".encode()).hexdigest()[:8], 16)
+                v = features_of(Photo(pixels=relight(photo.pixels, seed), name=photo.name))
+                if v is not None:
+                    vecs[f"r{c}"] = v
+            np.savez(f, **vecs)
+        for k, v in vecs.items():
+            out[f"{p.name}|{k}"] = v
+        if i % 50 == 0:
+            print(f"  relit features {i}/{len(paths)} ({time.time() - t0:.0f} s)", flush=True)
+    return out
+
+
+def extract(paths: list[Path], cache: Path, mirror: bool) -> dict[str, np.ndarray]:
+    """Feature vectors keyed by file name (+ "|m" for mirrored), cached per file."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out: dict[str, np.ndarray] = {}
+    t0 = time.time()
+    for i, p in enumerate(paths):
+        key = f"{p.parent.name}_{p.stem}_v{FEATURES_VERSION}"
+        f = cache / f"{key}.npz"
+        if f.exists():
+            d = np.load(f)
+            vecs = {k: d[k] for k in d.files}
+        else:
+            photo = load_photo(p)
+            vecs = {}
+            v = features_of(photo)
+            if v is not None:
+                vecs["orig"] = v
+            if mirror:
+                vm = features_of(Photo(pixels=np.ascontiguousarray(photo.pixels[:, ::-1]), name=photo.name))
+                if vm is not None:
+                    vecs["mirror"] = vm
+            np.savez(f, **vecs)
+        if "orig" in vecs:
+            out[p.name] = vecs["orig"]
+        if "mirror" in vecs:
+            out[p.name + "|m"] = vecs["mirror"]
+        if i % 50 == 0:
+            print(f"  features {i}/{len(paths)} ({time.time() - t0:.0f} s)", flush=True)
+    return out
+
+
+def pool_labels(data: Path) -> list[dict[str, str]]:
+    with open(data / "hair_pool" / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for i, r in enumerate(rows):
+        r["batch"] = "first" if i < 360 else "extension"
+    return rows
+
+
+def target(row: dict[str, str], attr: str, mirrored: bool) -> str | None:
+    """The training label of ``attr`` for a pool row (None = not used for this attribute)."""
+    if attr == "length":
+        v = row["length"]
+        return v if v in ATTRIBUTE_CLASSES["length"] else None
+    if attr == "texture":
+        v = row["texture"]
+        return v if v in ATTRIBUTE_CLASSES["texture"] else None
+    if attr == "fringe":
+        return {"yes": "yes", "no": "no"}.get(row["fringe"])
+    if attr == "baldness":
+        v = row["baldness"]
+        return v if v in ATTRIBUTE_CLASSES["baldness"] else None
+    if attr == "colour":
+        v = row["colour"]
+        return v if v in ATTRIBUTE_CLASSES["colour"] else None
+    if attr == "parting":
+        v = row["parting"]
+        if v == "unknown":
+            return None
+        if v in ("left", "right") and row["batch"] == "first":
+            return None  # README: first-batch left/right may be mirrored; not used
+        if mirrored:
+            v = SWAP_PARTING.get(v, v)
+        return v if v in ATTRIBUTE_CLASSES["parting"] else None
+    raise KeyError(attr)
+
+
+def balanced_accuracy(y: list[str], p: list[str], classes: list[str]) -> float:
+    recalls = []
+    for c in classes:
+        idx = [i for i, t in enumerate(y) if t == c]
+        if idx:
+            recalls.append(np.mean([p[i] == c for i in idx]))
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def confusion(y: list[str], p: list[str], classes: list[str]) -> list[list[int]]:
+    return [
+        [sum(1 for t, q in zip(y, p, strict=True) if t == a and q == b) for b in classes] for a in classes
+    ]
+
+
+def print_confusion(name: str, y: list[str], p: list[str], classes: list[str]) -> None:
+    m = confusion(y, p, classes)
+    w = max(len(c) for c in classes) + 1
+    print(f"  {name}: rows = label, columns = prediction")
+    print("  " + " " * w + "".join(f"{c[:8]:>9}" for c in classes))
+    for c, row in zip(classes, m, strict=True):
+        print(f"  {c:<{w}}" + "".join(f"{v:>9}" for v in row))
+
+
+def candidates():
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {
+        "logreg_c0.3": lambda: make_pipeline(
+            StandardScaler(), LogisticRegression(C=0.3, class_weight="balanced", max_iter=3000)
+        ),
+        "logreg_c0.05": lambda: make_pipeline(
+            StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=3000)
+        ),
+        "forest": lambda: make_pipeline(
+            StandardScaler(),
+            RandomForestClassifier(
+                n_estimators=120,
+                max_depth=7,
+                min_samples_leaf=2,
+                class_weight="balanced_subsample",
+                random_state=SEED,
+                n_jobs=1,
+            ),
+        ),
+    }
+
+
+def choose_model(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[str, float]:
+    """Pick the candidate with the best grouped cross-validated balanced accuracy."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    classes, counts = np.unique(y, return_counts=True)
+    n_splits = int(min(4, max(2, counts.min())))
+    best = ("logreg_c0.3", -1.0)
+    for name, make in candidates().items():
+        preds = np.empty(len(y), dtype=object)
+        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=SEED)
+        for tr, te in cv.split(X, y, groups):
+            model = make().fit(X[tr], y[tr])
+            preds[te] = model.predict(X[te])
+        score = balanced_accuracy(list(y), list(preds), list(classes))
+        print(f"    cv {name}: balanced {score:.3f}")
+        if score > best[1]:
+            best = (name, score)
+    return best
+
+
+def shared_portrait_labels(data: Path) -> dict[str, dict[str, str]]:
+    """length/texture labels of the other shared portraits, mapped to the model's classes."""
+    out = {}
+    with open(data / "hair" / "hair_labels.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            length = {"none": "bald", "short": "short", "medium": "medium", "long": "long"}.get(
+                r["hair_length"]
+            )
+            texture = {
+                "straight": "straight",
+                "wavy": "wavy",
+                "curly": "curly",
+                "kinky (close-cropped)": "coily",
+            }.get(r["hair_class"])
+            headwear = "hat" if r["hair_class"].startswith("occluded") else "none"
+            out[r["file"]] = {"length": length, "texture": texture, "headwear": headwear}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/vrhub_hair_features"))
+    ap.add_argument("--out", type=Path, default=ROOT / "vrhub" / "models")
+    ap.add_argument("--extract-only", action="store_true")
+    ap.add_argument("--relit", type=int, default=2, help="relit training copies per image (0 = none)")
+    args = ap.parse_args()
+
+    rows = pool_labels(args.data)
+    paths = [args.data / "hair_pool" / r["file"] for r in rows]
+    feats = extract(paths, args.cache, mirror=True)
+    if args.relit:
+        feats.update(extract_relit(paths, args.cache, copies=args.relit))
+    shared = shared_portrait_labels(args.data)
+    shared_paths = [args.data / f for f in shared]
+    shared_feats = extract(shared_paths, args.cache / "shared", mirror=False)
+    if args.extract_only:
+        return
+
+    # held-out split, stratified by (length, texture)
+    rng = np.random.default_rng(SEED)
+    strata: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(rows):
+        strata.setdefault((r["length"], r["texture"]), []).append(i)
+    held = set()
+    for idx in strata.values():
+        idx = list(rng.permutation(idx))
+        k = int(round(0.25 * len(idx)))
+        if len(idx) >= 2 and k == 0:
+            k = 1
+        held.update(int(i) for i in idx[:k])
+    print(f"pool {len(rows)} images: {len(rows) - len(held)} train, {len(held)} held out")
+
+    data_hash = hashlib.sha256((args.data / "hair_pool" / "labels.csv").read_bytes())
+    for p in paths:
+        data_hash.update(p.read_bytes())
+
+    from skl2onnx import to_onnx
+
+    onnx_models = {}
+    metrics: dict[str, dict] = {}
+    for attr, classes in ATTRIBUTE_CLASSES.items():
+        Xtr, ytr, gtr, Xte, yte = [], [], [], [], []
+        for i, r in enumerate(rows):
+            keys = [(r["file"], False), (r["file"] + "|m", True)]
+            keys += [(k, False) for k in (f"{r['file']}|r{c}" for c in range(args.relit)) if k in feats]
+            for key, mirrored in keys:
+                if key not in feats:
+                    continue
+                t = target(r, attr, mirrored)
+                if t is None:
+                    continue
+                if i in held:
+                    if key == r["file"]:
+                        Xte.append(feats[key])
+                        yte.append(t)
+                else:
+                    Xtr.append(feats[key])
+                    ytr.append(t)
+                    gtr.append(i)
+        Xtr_a, ytr_a = np.array(Xtr, np.float32), np.array(ytr)
+        print(f"\n== {attr}: train {len(ytr)} (with mirrors), held-out {len(yte)}")
+        name, cv_score = choose_model(Xtr_a, ytr_a, np.array(gtr))
+        model = candidates()[name]().fit(Xtr_a, ytr_a)
+        model_classes = [str(c) for c in model.classes_]
+        pred = list(model.predict(np.array(Xte, np.float32))) if Xte else []
+        present = [c for c in classes if c in set(yte)]
+        bal = balanced_accuracy(yte, pred, present)
+        acc = float(np.mean([a == b for a, b in zip(yte, pred, strict=True)])) if yte else float("nan")
+        print(f"  chosen {name} (cv balanced {cv_score:.3f}); held-out balanced {bal:.3f}, plain {acc:.3f}")
+        print_confusion(attr, yte, pred, classes)
+        metrics[attr] = {
+            "model": name,
+            "classes": model_classes,
+            "cv_balanced_accuracy": round(cv_score, 4),
+            "heldout_balanced_accuracy": round(bal, 4),
+            "heldout_accuracy": round(acc, 4),
+            "heldout_n": len(yte),
+            "heldout_confusion": {"classes": classes, "matrix": confusion(yte, pred, classes)},
+        }
+        onnx_models[attr] = (
+            to_onnx(
+                model,
+                Xtr_a[:1],
+                options={id(model): {"zipmap": False}} if False else {"zipmap": False},
+                target_opset={"": 17, "ai.onnx.ml": 3},
+            ),
+            model_classes,
+        )
+
+    merged = merge_classifier_models({a: m for a, (m, _) in onnx_models.items()}, len(FEATURE_NAMES))
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / "hair_attributes.onnx"
+    onnx_path.write_bytes(merged.SerializeToString())
+    meta = {
+        "features_version": FEATURES_VERSION,
+        "feature_names": list(FEATURE_NAMES),
+        "classes": {a: c for a, (_, c) in onnx_models.items()},
+        "data": {
+            "pool": "shared/data/hair_pool (596 portraits + labels.csv)",
+            "sha256": data_hash.hexdigest(),
+            "split": f"25% held out, stratified by length+texture, seed {SEED}; mirrored training copies",
+        },
+        "metrics": metrics,
+    }
+
+    # spikiness has no labels: thresholds at the 80th / 95th percentile of a score over the pool
+    fi = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    pool_vecs = np.array([feats[r["file"]] for r in rows if r["file"] in feats])
+    irr = pool_vecs[:, fi["silhouette_irregularity"]]
+    up = pool_vecs[:, fi["upward_strands"]]
+    irr_scale, up_scale = float(np.median(irr)) + 1e-6, float(np.median(up)) + 1e-6
+    score = irr / irr_scale + up / up_scale
+    meta["spikiness"] = {
+        "irregularity_scale": irr_scale,
+        "upward_scale": up_scale,
+        "tousled": float(np.percentile(score, 80)),
+        "spiky": float(np.percentile(score, 95)),
+    }
+    (args.out / "hair_attributes.json").write_text(json.dumps(meta, indent=1))
+    print("spikiness thresholds", meta["spikiness"])
+
+    # evaluation on the other shared portraits, through the real run-time model
+    from vrhub.hair.attributes_model import HairAttributeModel
+
+    runtime = HairAttributeModel(onnx_path)
+    shared_eval = {}
+    per_photo = {}
+    for attr in ("length", "texture"):
+        y, p = [], []
+        for f, lab in shared.items():
+            name = Path(f).name
+            if lab[attr] is None or name not in shared_feats:
+                continue
+            probs = runtime.predict(shared_feats[name])
+            pred = max(probs[attr], key=probs[attr].get)
+            y.append(lab[attr])
+            p.append(pred)
+            per_photo.setdefault(name, {})[attr] = f"{lab[attr]} -> {pred}"
+        present = [c for c in ATTRIBUTE_CLASSES[attr] if c in set(y)]
+        bal = balanced_accuracy(y, p, present)
+        acc = float(np.mean([a == b for a, b in zip(y, p, strict=True)]))
+        print(f"\n== shared portraits, {attr}: n={len(y)} balanced {bal:.3f}, plain {acc:.3f}")
+        print_confusion(attr, y, p, ATTRIBUTE_CLASSES[attr])
+        shared_eval[attr] = {
+            "balanced_accuracy": round(bal, 4),
+            "accuracy": round(acc, 4),
+            "n": len(y),
+            "confusion": {
+                "classes": list(ATTRIBUTE_CLASSES[attr]),
+                "matrix": confusion(y, p, list(ATTRIBUTE_CLASSES[attr])),
+            },
+        }
+    for name, d in sorted(per_photo.items()):
+        print(f"  {name}: {d}")
+    meta["shared_portraits"] = shared_eval
+    (args.out / "hair_attributes.json").write_text(json.dumps(meta, indent=1))
+    print(f"\nwrote {onnx_path} ({onnx_path.stat().st_size / 1024:.0f} KiB) and hair_attributes.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The procedural hairstyle library: every style fits the head, stays in budget and is coloured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hair_testing import reconstructed_head
+
+from vrhub.hair.cards import ScalpSurface
+from vrhub.hair.styles import MAX_TRIANGLES, STYLE_NAMES, build_style, choose_style
+from vrhub.pipeline.types import HairAttributes, HairModel
+
+REQUIRED = (
+    "bald", "buzz", "spiky_short", "short_straight", "short_curly", "medium_straight", "medium_wavy",
+    "long_straight", "long_wavy", "long_curly", "bun", "ponytail",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def head():
+    return reconstructed_head()
+
+
+def test_library_has_every_required_style():
+    assert set(REQUIRED) <= set(STYLE_NAMES)
+
+
+@pytest.mark.parametrize("style", [s for s in STYLE_NAMES if s != "bald"])
+def test_style_is_a_valid_card_mesh_within_budget(head, style):
+    hair = build_style(style, HairAttributes(colour_rgb=(120, 80, 40)), head)
+    assert isinstance(hair, HairModel) and not hair.is_empty
+    assert 0 < len(hair.triangles) <= MAX_TRIANGLES
+    assert hair.vertices.dtype == np.float32 and hair.triangles.dtype == np.uint32
+    assert hair.triangles.max() < len(hair.vertices)
+    assert np.isfinite(hair.vertices).all()
+    assert hair.uvs.shape == (len(hair.vertices), 2) and (hair.uvs >= 0).all() and (hair.uvs <= 1).all()
+    assert hair.texture.ndim == 3 and hair.texture.shape[2] == 4 and hair.texture.dtype == np.uint8
+    alpha = hair.texture[..., 3]
+    assert (alpha == 0).any() or style == "buzz"  # strands are cut out by alpha
+    assert hair.alpha_mode in ("MASK", "BLEND")
+    # the hair sits on this head: centred on it and no larger than a big hairdo
+    hv, v = hair.vertices, head.vertices
+    assert np.abs(hv[:, 0].mean() - v[:, 0].mean()) < 0.03
+    assert hv[:, 1].max() < v[:, 1].max() + 0.12
+
+
+def test_bald_is_empty(head):
+    assert build_style("bald", HairAttributes(), head).is_empty
+
+
+def test_hair_is_coloured_from_the_attributes(head):
+    red = build_style("short_straight", HairAttributes(colour_rgb=(200, 60, 20)), head)
+    dark = build_style("short_straight", HairAttributes(colour_rgb=(20, 15, 10)), head)
+    opaque = red.texture[..., 3] > 128
+    r = red.texture[opaque][:, :3].mean(axis=0)
+    assert r[0] > 1.8 * r[2]
+    assert dark.texture[dark.texture[..., 3] > 128][:, :3].mean() < 40
+
+
+def test_no_skin_pokes_through_the_cap(head):
+    """Every scalp vertex inside the hairline is covered: along its direction from the head centre
+    some hair vertex lies farther out than the skin."""
+    hair = build_style("short_straight", HairAttributes(), head)
+    surface = ScalpSurface.from_head(head)
+    scalp = head.vertices[head.regions["scalp"]].astype(np.float64) - surface.centre
+    top = scalp[:, 1] > 0.75 * np.linalg.norm(scalp, axis=1)  # well inside any hairline: the top of the head
+    assert top.sum() > 10
+    s_dir = scalp[top] / np.linalg.norm(scalp[top], axis=1, keepdims=True)
+    h = hair.vertices.astype(np.float64) - surface.centre
+    h_r = np.linalg.norm(h, axis=1)
+    h_dir = h / h_r[:, None]
+    near = s_dir @ h_dir.T > np.cos(np.radians(4))
+    covered = [(h_r[row] > r).any() for row, r in zip(near, np.linalg.norm(scalp[top], axis=1), strict=True)]
+    assert np.mean(covered) == 1.0
+    # and nothing of the hair is inside the skull: hair vertices near a scalp direction are outside it
+    far = near.any(axis=0)
+    assert far.sum() > 0
+
+
+def test_parting_and_fringe_change_the_mesh(head):
+    base = build_style("medium_straight", HairAttributes(), head)
+    left = build_style("medium_straight", HairAttributes(parting="left"), head)
+    right = build_style("medium_straight", HairAttributes(parting="right"), head)
+    fringe = build_style("medium_straight", HairAttributes(fringe="full"), head)
+    assert "part_left" in left.style and "fringe_full" in fringe.style
+    # a parting on the avatar's left (+X) sends more hair toward -X
+    assert left.vertices[:, 0].mean() < right.vertices[:, 0].mean()
+    assert not np.array_equal(base.vertices.shape, fringe.vertices.shape) or not np.allclose(
+        base.vertices, fringe.vertices
+    )
+    # a full fringe puts hair in front of the forehead (landmark 10), lower than the hairline
+    forehead = head.vertices[head.landmark_vertices[10]]
+    in_front = (fringe.vertices[:, 2] > forehead[2] - 0.01) & (np.abs(fringe.vertices[:, 0]) < 0.03)
+    assert (fringe.vertices[in_front, 1] < forehead[1] - 0.01).any()
+
+
+@pytest.mark.parametrize(
+    ("attrs", "style"),
+    [
+        (dict(length="bald", baldness="full"), "bald"),
+        (dict(length="buzz"), "buzz"),
+        (dict(length="short", spikiness="spiky"), "spiky_short"),
+        (dict(length="short", texture="coily"), "short_curly"),
+        (dict(length="medium", texture="wavy"), "medium_wavy"),
+        (dict(length="long", texture="curly"), "long_curly"),
+        (dict(length="long", texture="straight"), "long_straight"),
+        (dict(length="bald", headwear="hat"), "buzz"),
+    ],
+)
+def test_choose_style_follows_the_attributes(attrs, style):
+    assert choose_style(HairAttributes(**attrs)) == style

@@ -1,0 +1,403 @@
+"""Hair-card geometry: the head's scalp surface, strand paths, polystrip ribbons, a scalp cap shell and
+the procedural RGBA strand texture. Public helpers for hair plugins.
+
+Frame: the HeadModel's (metres, +Y up, +Z toward the viewer, +X the avatar's own left).
+Everything is vectorised over strands; loops run over the few steps along a strand only.
+
+Typical use in a hair plugin::
+
+    surface = ScalpSurface.from_head(head)
+    roots = surface.sample_roots(400, hairline=Hairline())          # (n, 3) on the scalp
+    paths = grow_strands(surface, roots, length=0.12, steps=8)      # (n, 9, 3)
+    mesh = ribbons(paths, widths=0.012, surface=surface, column=1)  # CardMesh
+    hair = finish(mesh + cap_shell(surface, Hairline()), colour_rgb=(60, 40, 30), style="mine")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vrhub.pipeline.types import HairModel, HeadModel
+
+#: number of texture columns in the strand atlas: 0 = dense cap, 1..3 = strand cards of different density
+ATLAS_COLUMNS = 4
+#: how far hair sits outside the skin (metres)
+SCALP_OFFSET = 0.004
+#: regions whose vertices the hair must stay outside
+COLLISION_REGIONS = ("scalp", "face", "ear_L", "ear_R", "neck")
+
+
+@dataclass(frozen=True)
+class Hairline:
+    """Where hair grows on the unit head sphere (directions from the head centre).
+
+    front_y : the hairline's height (y of the unit direction) at the forehead;
+    side_y : its height above the ears; back_y : at the nape;
+    recede : 0..1 pulls the temples back (receding hairline);
+    crown_gap : 0..1 angular radius of a bald top/crown patch (as a fraction of the top cap).
+    """
+
+    front_y: float = 0.52
+    side_y: float = 0.1
+    back_y: float = -0.45
+    recede: float = 0.0
+    crown_gap: float = 0.0
+
+    def contains(self, d: np.ndarray) -> np.ndarray:
+        """d : (n, 3) unit directions. Returns (n,) bool, True where hair grows."""
+        d = np.asarray(d, np.float64)
+        az = np.arctan2(d[:, 0], d[:, 2])  # 0 = front (+Z), +-pi = back
+        front = np.cos(az).clip(0, 1)  # 1 at the front, 0 at the sides and back
+        back = (-np.cos(az)).clip(0, 1)
+        side = 1.0 - front - back
+        temple = np.exp(-(((np.abs(az) - 0.75) / 0.3) ** 2)) * self.recede
+        limit = front * self.front_y + side * self.side_y + back * self.back_y + 0.35 * temple
+        ok = d[:, 1] > limit
+        if self.crown_gap > 0:
+            top_angle = np.arccos(np.clip((d[:, 1] * 0.9 - d[:, 2] * 0.44), -1, 1))  # around the crown
+            ok &= top_angle > self.crown_gap * 0.9
+        return ok
+
+
+@dataclass
+class CardMesh:
+    """Triangle soup of hair cards. vertices (n, 3) float32; triangles (m, 3) uint32; uvs (n, 2) float32."""
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+    uvs: np.ndarray
+
+    def __add__(self, other: "CardMesh") -> "CardMesh":
+        off = len(self.vertices)
+        return CardMesh(
+            np.concatenate([self.vertices, other.vertices]).astype(np.float32),
+            np.concatenate([self.triangles, other.triangles + off]).astype(np.uint32),
+            np.concatenate([self.uvs, other.uvs]).astype(np.float32),
+        )
+
+    @staticmethod
+    def empty() -> "CardMesh":
+        return CardMesh(
+            np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32), np.zeros((0, 2), np.float32)
+        )
+
+
+class ScalpSurface:
+    """The head's outer surface seen from its centre: radius as a function of direction.
+
+    centre : (3,) float64, radii : (3,) float64 of a fitted axis-aligned ellipsoid;
+    dirs : (k, 3) unit directions and rho : (k,) distances of the collision vertices from the centre.
+    """
+
+    def __init__(self, centre: np.ndarray, radii: np.ndarray, points: np.ndarray):
+        self.centre = np.asarray(centre, np.float64)
+        self.radii = np.asarray(radii, np.float64)
+        rel = np.asarray(points, np.float64) - self.centre
+        self.rho = np.linalg.norm(rel, axis=1)
+        self.dirs = rel / np.maximum(self.rho[:, None], 1e-9)
+
+    @staticmethod
+    def from_head(head: HeadModel) -> "ScalpSurface":
+        """Fit to the head's scalp (and face/ears/neck for collisions)."""
+        v = np.asarray(head.vertices, np.float64)
+        scalp = np.asarray(head.regions.get("scalp", np.zeros(0, np.int64)), np.int64)
+        face = np.arange(min(468, len(v)))
+        fit_idx = np.concatenate([scalp, face]) if len(scalp) else np.arange(len(v))
+        centre, radii = fit_ellipsoid(v[fit_idx])
+        coll = [np.asarray(head.regions.get(r, np.zeros(0, np.int64)), np.int64) for r in COLLISION_REGIONS]
+        coll_idx = np.unique(np.concatenate(coll + [face]))
+        if len(scalp) == 0:  # a head without a scalp region: every vertex collides
+            coll_idx = np.arange(len(v))
+        return ScalpSurface(centre, radii, v[coll_idx])
+
+    def ellipsoid_radius(self, d: np.ndarray) -> np.ndarray:
+        """d : (n, 3) unit directions. Returns (n,) radius of the fitted ellipsoid."""
+        return 1.0 / np.sqrt(((d / self.radii) ** 2).sum(axis=1))
+
+    def radius(self, d: np.ndarray, k: int = 6) -> np.ndarray:
+        """Radius of the head surface along directions d (n, 3): the largest radius among the k collision
+        vertices nearest in angle, or the ellipsoid where no vertex is near. Returns (n,) float64."""
+        d = np.asarray(d, np.float64)
+        ell = self.ellipsoid_radius(d)
+        if len(self.dirs) == 0:
+            return ell
+        out = np.empty(len(d))
+        for s in range(0, len(d), 2048):
+            dots = d[s : s + 2048] @ self.dirs.T  # (b, k)
+            kk = min(k, dots.shape[1])
+            nn = np.argpartition(-dots, kk - 1, axis=1)[:, :kk]
+            near = np.take_along_axis(dots, nn, axis=1)
+            r = np.where(near > np.cos(0.12), self.rho[nn], 0.0).max(axis=1)
+            out[s : s + 2048] = np.where(r > 0, r, ell[s : s + 2048] * 0.98)
+        return out
+
+    def project(self, d: np.ndarray, offset: float = SCALP_OFFSET) -> np.ndarray:
+        """Points on the surface (plus ``offset`` outward) along unit directions d (n, 3). Returns (n, 3)."""
+        return self.centre + d * (self.radius(d) + offset)[:, None]
+
+    def push_out(self, p: np.ndarray, offset: float = SCALP_OFFSET) -> np.ndarray:
+        """Move points p (..., 3) radially outward so they are at least ``offset`` outside the head."""
+        shape = p.shape
+        q = p.reshape(-1, 3) - self.centre
+        r = np.linalg.norm(q, axis=1)
+        d = q / np.maximum(r[:, None], 1e-9)
+        rmin = self.radius(d) + offset
+        below = (self.centre[1] + q[:, 1]) < self.centre[1] - 0.6 * self.radii[1]  # under the skull: no push
+        r2 = np.where(below, r, np.maximum(r, rmin))
+        return (self.centre + d * r2[:, None]).reshape(shape)
+
+    def pull_in(self, p: np.ndarray, offset: float, strength: float) -> np.ndarray:
+        """Pull points p (n, 3) over the skull (above the ears) toward ``offset`` outside the surface."""
+        q = p - self.centre
+        r = np.linalg.norm(q, axis=1)
+        d = q / np.maximum(r[:, None], 1e-9)
+        target = self.radius(d) + offset
+        on_skull = d[:, 1] > -0.15
+        r2 = np.where(on_skull & (r > target), r - strength * (r - target), r)
+        return self.centre + d * r2[:, None]
+
+    def sample_roots(self, n: int, hairline: Hairline, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """About n roots spread evenly (Fibonacci sphere) over the hair-growing part of the scalp.
+
+        Returns roots (m, 3) float64 on the surface + SCALP_OFFSET, and their unit directions (m, 3).
+        """
+        total = int(n * 2.2) + 16
+        i = np.arange(total) + 0.5
+        phi = np.arccos(1 - 2 * i / total)
+        theta = np.pi * (1 + 5**0.5) * i
+        d = np.stack([np.sin(phi) * np.sin(theta), np.cos(phi), np.sin(phi) * np.cos(theta)], axis=1)
+        rng = np.random.default_rng(seed)
+        d = d + rng.normal(0, 0.01, d.shape)
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        d = d[hairline.contains(d)]
+        return self.project(d), d
+
+
+def fit_ellipsoid(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares axis-aligned ellipsoid through points (n, 3). Returns centre (3,), radii (3,)."""
+    p = np.asarray(points, np.float64)
+    a = np.column_stack([p**2, p])
+    coef, *_ = np.linalg.lstsq(a, np.ones(len(p)), rcond=None)
+    A, D = coef[:3], coef[3:]
+    if np.any(A <= 0):
+        c = p.mean(axis=0)
+        return c, np.maximum(np.ptp(p, axis=0) / 2, 0.05)
+    centre = -D / (2 * A)
+    k = 1 + (D**2 / (4 * A)).sum()
+    radii = np.sqrt(k / A)
+    return centre, radii
+
+
+def grow_strands(
+    surface: ScalpSurface,
+    roots: np.ndarray,
+    length: float | np.ndarray,
+    steps: int = 8,
+    part_x: float | None = None,
+    lift: float = 0.0,
+    gravity: float = 1.0,
+    curl_amplitude: float = 0.0,
+    curl_turns: float = 0.0,
+    volume: float = 0.006,
+    forward: np.ndarray | None = None,
+    hug: float = 0.8,
+    seed: int = 0,
+) -> np.ndarray:
+    """Grow strands from roots over the head.
+
+    roots : (n, 3) on the scalp; length : metres (scalar or (n,)).
+    part_x : x of the parting in the head frame (strands comb away from it sideways); None = combed back.
+    lift : 0..1 how much strands stand out along the surface normal (1 = spiky).
+    gravity : 0..1 how strongly strands fall downward once past the scalp.
+    curl_amplitude : metres of helical offset; curl_turns : turns along the strand.
+    volume : extra distance from the skin that grows with the strand (metres at the tip).
+    hug : 0..1 how strongly strands over the skull are pulled back onto the head (lying hair).
+    forward : (n,) bool, strands combed forward (fringe) instead of back.
+    Returns paths (n, steps + 1, 3) float64.
+    """
+    roots = np.asarray(roots, np.float64)
+    n = len(roots)
+    L = np.broadcast_to(np.asarray(length, np.float64), (n,))
+    c = surface.centre
+    normal = roots - c
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    # initial combing direction: backward (or forward for a fringe), sideways away from the parting
+    comb = np.tile(np.array([0.0, -0.2, -1.0]), (n, 1))
+    if forward is not None:
+        comb[forward] = np.array([0.0, -0.9, 0.5])
+    if part_x is not None:
+        side = np.sign(roots[:, 0] - part_x)
+        side[side == 0] = 1
+        near_top = np.clip(normal[:, 1], 0, 1)
+        comb = comb * (1 - near_top[:, None] * 0.6)
+        comb[:, 0] += side * (0.6 + near_top)
+        comb[:, 1] -= 0.4
+    comb = comb - (comb * normal).sum(axis=1, keepdims=True) * normal
+    comb /= np.maximum(np.linalg.norm(comb, axis=1, keepdims=True), 1e-9)
+    direction = (1 - lift) * comb + lift * (normal + np.array([0, 0.3, 0]))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(0, 2 * np.pi, n)
+    step = L / steps
+    paths = np.empty((n, steps + 1, 3))
+    paths[:, 0] = roots
+    p = roots.copy()
+    down = np.array([0.0, -1.0, 0.0])
+    for s in range(1, steps + 1):
+        t = s / steps
+        rel = p - c
+        nrm = rel / np.linalg.norm(rel, axis=1, keepdims=True)
+        # follow the surface (remove the inward normal part), fall with gravity as the strand grows
+        tang = direction - np.minimum((direction * nrm).sum(axis=1, keepdims=True), 0) * nrm * (1 - lift)
+        g = gravity * min(1.0, t * 1.5) * (1 - lift)
+        direction = tang * (1 - g * 0.35) + down * g * 0.35
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        p = p + direction * step[:, None]
+        p = surface.push_out(p, SCALP_OFFSET + volume * t)
+        if hug > 0:
+            p = surface.pull_in(p, SCALP_OFFSET + volume * t, hug * (1 - lift))
+        paths[:, s] = p
+    if curl_amplitude > 0 and curl_turns > 0:
+        t = np.linspace(0, 1, steps + 1)
+        tangent = np.gradient(paths, axis=1)
+        tangent /= np.maximum(np.linalg.norm(tangent, axis=2, keepdims=True), 1e-9)
+        rel = paths - c
+        n1 = rel - (rel * tangent).sum(axis=2, keepdims=True) * tangent
+        n1 /= np.maximum(np.linalg.norm(n1, axis=2, keepdims=True), 1e-9)
+        n2 = np.cross(tangent, n1)
+        ang = 2 * np.pi * curl_turns * t[None, :] + phase[:, None]
+        amp = curl_amplitude * np.clip(t * 3, 0, 1)[None, :, None]
+        paths = paths + amp * (np.cos(ang)[..., None] * n1 * 0.6 + np.sin(ang)[..., None] * n2)
+        paths = surface.push_out(paths, SCALP_OFFSET)
+    return paths
+
+
+def ribbons(
+    paths: np.ndarray,
+    widths: float | np.ndarray,
+    surface: ScalpSurface,
+    column: int = 1,
+    taper: float = 0.5,
+    facing: str = "surface",
+) -> CardMesh:
+    """Polystrip cards along strand paths.
+
+    paths : (n, k, 3); widths : metres at the root (scalar or (n,)), narrowing by ``taper`` at the tip.
+    facing : "surface" = the card lies along the head (width across the surface),
+             "normal" = the card stands out of the surface (spikes).
+    column : texture atlas column (1..3). Returns a CardMesh with 2*n*k vertices and 2*n*(k-1) triangles.
+    """
+    paths = np.asarray(paths, np.float64)
+    n, k, _ = paths.shape
+    w = np.broadcast_to(np.asarray(widths, np.float64), (n,))
+    tangent = np.gradient(paths, axis=1)
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=2, keepdims=True), 1e-9)
+    rel = paths - surface.centre
+    nrm = rel / np.maximum(np.linalg.norm(rel, axis=2, keepdims=True), 1e-9)
+    side = np.cross(tangent, nrm) if facing == "surface" else np.cross(tangent, np.cross(nrm, tangent))
+    side_n = np.linalg.norm(side, axis=2, keepdims=True)
+    fallback = np.cross(tangent, np.array([0.0, 0.0, 1.0]))
+    side = np.where(side_n > 1e-6, side / np.maximum(side_n, 1e-9), fallback)
+    t = np.linspace(0, 1, k)
+    half = 0.5 * w[:, None] * (1 - taper * t[None, :])
+    left = paths - side * half[..., None]
+    right = paths + side * half[..., None]
+    verts = np.stack([left, right], axis=2).reshape(-1, 3)
+    u0 = column / ATLAS_COLUMNS
+    u1 = (column + 1) / ATLAS_COLUMNS
+    uv = np.empty((n, k, 2, 2))
+    uv[:, :, 0, 0] = u0 + 0.01
+    uv[:, :, 1, 0] = u1 - 0.01
+    uv[:, :, :, 1] = t[None, :, None] * 0.98 + 0.01
+    base = (np.arange(n)[:, None] * k + np.arange(k - 1)[None, :]) * 2  # (n, k-1)
+    a, b, c2, d = base, base + 1, base + 2, base + 3
+    tris = np.stack([np.stack([a, c2, b], -1), np.stack([b, c2, d], -1)], axis=2).reshape(-1, 3)
+    return CardMesh(verts.astype(np.float32), tris.astype(np.uint32), uv.reshape(-1, 2).astype(np.float32))
+
+
+def cap_shell(
+    surface: ScalpSurface, hairline: Hairline, rows: int = 24, cols: int = 48, offset: float = 0.003
+) -> CardMesh:
+    """A shell over the hair-growing scalp (so no skin shows between cards), textured with the dense
+    cap column of the atlas. Returns a CardMesh of at most 2 * rows * cols triangles."""
+    pol = np.linspace(0.02, 0.72 * np.pi, rows + 1)  # from the top down to below the ears
+    az = np.linspace(-np.pi, np.pi, cols + 1)
+    P, A = np.meshgrid(pol, az, indexing="ij")
+    d = np.stack([np.sin(P) * np.sin(A), np.cos(P), np.sin(P) * np.cos(A)], axis=-1).reshape(-1, 3)
+    verts = surface.project(d, offset)
+    inside = hairline.contains(d).reshape(rows + 1, cols + 1)
+    uv = np.stack([(A / (2 * np.pi) + 0.5) * 4.0, P / np.pi * 3.0], -1).reshape(-1, 2)
+    uv = np.column_stack(
+        [np.mod(uv[:, 0], 1.0) * (0.98 / ATLAS_COLUMNS) + 0.005, np.mod(uv[:, 1], 1.0) * 0.98 + 0.01]
+    )
+    i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    a = i * (cols + 1) + j
+    b, c2, d2 = a + 1, a + cols + 1, a + cols + 2
+    quads_in = inside[i, j] & inside[i, j + 1] & inside[i + 1, j] & inside[i + 1, j + 1]
+    quads_any = inside[i, j] | inside[i, j + 1] | inside[i + 1, j] | inside[i + 1, j + 1]
+    keep = quads_in | (quads_any & (i < rows // 2))
+    t1 = np.stack([a, b, c2], -1)[keep]
+    t2 = np.stack([b, d2, c2], -1)[keep]
+    tris = np.concatenate([t1, t2]).astype(np.uint32)
+    # the seam at az = +-pi duplicates vertices; the UV wrap is hidden under the cards
+    return CardMesh(verts.astype(np.float32), tris, uv.astype(np.float32))
+
+
+def strand_texture(
+    colour_rgb: tuple[int, int, int], size: int = 256, seed: int = 7, stubble: bool = False
+) -> np.ndarray:
+    """Procedural RGBA strand atlas (size, size, 4) uint8 with ATLAS_COLUMNS columns.
+
+    Column 0: dense cap (alpha 1, fine strands; with ``stubble`` sparse dots over skin-coloured alpha 0.8);
+    columns 1..3: cards with 20 / 12 / 7 strands, alpha fading at the card edges and the tip (v = 1).
+    Colour: the hair colour modulated by per-strand brightness and a root-to-tip gradient.
+    """
+    rng = np.random.default_rng(seed)
+    h = w = size
+    cw = w // ATLAS_COLUMNS
+    lum = np.zeros((h, w), np.float32)
+    alpha = np.zeros((h, w), np.float32)
+    v = np.linspace(0, 1, h, dtype=np.float32)[:, None]
+    x = np.arange(cw, dtype=np.float32)[None, :]
+    # column 0: dense strands
+    freq = rng.uniform(0.6, 1.4, 24)
+    col0 = 0.75 + 0.25 * np.sin(x * freq[:, None, None].mean() * 1.7 + 3 * np.sin(v * 6.0))
+    noise = rng.normal(0, 0.08, (h, cw)).astype(np.float32)
+    lum[:, :cw] = np.clip(col0 + noise, 0.4, 1.1)
+    alpha[:, :cw] = 0.8 if stubble else 1.0
+    if stubble:
+        dots = rng.random((h, cw)) < 0.25
+        lum[:, :cw] = np.where(dots, 0.7, 1.0)
+    for c, count in zip(range(1, ATLAS_COLUMNS), (20, 12, 7), strict=True):
+        centres = rng.uniform(0.08, 0.92, count) * cw
+        widths = rng.uniform(0.8, 2.2, count) * (cw / 64)
+        brightness = rng.uniform(0.7, 1.15, count)
+        wobble = rng.uniform(-2, 2, count)
+        xs = x[None] - (centres[:, None, None] + wobble[:, None, None] * np.sin(v[None] * 3.0))
+        prof = np.exp(-0.5 * (xs / widths[:, None, None]) ** 2)  # (count, h, cw)
+        ends = rng.uniform(0.8, 1.0, count)[:, None, None]
+        prof = prof * (v[None] < ends)
+        a = np.clip(prof.max(axis=0) * 1.6, 0, 1)
+        l_ = (prof * brightness[:, None, None]).max(axis=0) / np.maximum(prof.max(axis=0), 1e-3)
+        edge = np.clip(np.minimum(x, cw - 1 - x) / (cw * 0.06), 0, 1)
+        tip = np.clip((1.0 - v) / 0.15, 0, 1)
+        alpha[:, c * cw : (c + 1) * cw] = a * edge * tip
+        lum[:, c * cw : (c + 1) * cw] = np.where(a > 0.01, l_, 1.0)
+    gradient = 0.85 + 0.3 * v  # slightly lighter toward the tips
+    rgb = np.clip(np.asarray(colour_rgb, np.float32)[None, None, :] * (lum * gradient)[..., None], 0, 255)
+    return np.dstack([rgb, alpha[..., None] * 255]).astype(np.uint8)
+
+
+def finish(mesh: CardMesh, colour_rgb: tuple[int, int, int], style: str, stubble: bool = False) -> HairModel:
+    """Wrap cards as a HairModel with the strand texture in the hair colour (alphaMode MASK)."""
+    return HairModel(
+        vertices=mesh.vertices.astype(np.float32),
+        triangles=mesh.triangles.astype(np.uint32),
+        uvs=mesh.uvs.astype(np.float32),
+        texture=strand_texture(colour_rgb, stubble=stubble),
+        style=style,
+        alpha_mode="MASK",
+        alpha_cutoff=0.4,
+    )

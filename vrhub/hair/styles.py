@@ -1,0 +1,292 @@
+"""The procedural hairstyle library: named styles of hair cards, chosen and varied by HairAttributes.
+
+Styles (``STYLES``): bald, buzz, spiky_short, short_straight, short_curly, medium_straight, medium_wavy,
+medium_curly, long_straight, long_wavy, long_curly, bun, ponytail. Every style takes the fringe
+(none / partial / full), the parting (none / left / centre / right, the subject's own side; left = +X),
+the baldness pattern (receding hairline, bare crown) and the photo's hair colour from the attributes.
+Each is built on the head's own scalp (``ScalpSurface``) and kept under ``MAX_TRIANGLES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vrhub.hair.cards import (
+    CardMesh,
+    Hairline,
+    ScalpSurface,
+    cap_shell,
+    finish,
+    grow_strands,
+    ribbons,
+)
+from vrhub.pipeline.types import HairAttributes, HairModel, HeadModel
+
+MAX_TRIANGLES = 8000
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    """Parameters of one hairstyle (lengths in metres).
+
+    length : strand length; steps : segments per strand; width : card width at the root;
+    lift : 0 (lies on the head) .. 1 (stands out, spikes); gravity : how much strands fall;
+    curl_amplitude / curl_turns : helical curl; volume : distance from the skin at the tip;
+    cap_only : only the scalp shell (buzz); extra : "bun" | "ponytail" | "".
+    """
+
+    length: float
+    steps: int = 8
+    width: float = 0.014
+    lift: float = 0.0
+    gravity: float = 1.0
+    curl_amplitude: float = 0.0
+    curl_turns: float = 0.0
+    volume: float = 0.008
+    cap_only: bool = False
+    extra: str = ""
+    layers: int = 2
+    hug: float = 0.8
+
+
+STYLES: dict[str, StyleSpec] = {
+    "buzz": StyleSpec(length=0.0, cap_only=True),
+    "spiky_short": StyleSpec(length=0.045, steps=4, width=0.010, lift=0.75, gravity=0.0, volume=0.01),
+    "short_straight": StyleSpec(length=0.075, steps=5, width=0.016, gravity=0.4, volume=0.008),
+    "short_curly": StyleSpec(
+        length=0.06,
+        steps=6,
+        width=0.014,
+        lift=0.2,
+        gravity=0.2,
+        curl_amplitude=0.008,
+        curl_turns=2.0,
+        volume=0.016,
+        hug=0.5,
+    ),
+    "medium_straight": StyleSpec(length=0.2, steps=9, width=0.018, gravity=1.0, volume=0.012),
+    "medium_wavy": StyleSpec(
+        length=0.19, steps=10, width=0.018, gravity=1.0, curl_amplitude=0.012, curl_turns=1.5, volume=0.016
+    ),
+    "medium_curly": StyleSpec(
+        length=0.16,
+        steps=10,
+        width=0.016,
+        lift=0.1,
+        gravity=0.7,
+        curl_amplitude=0.02,
+        curl_turns=3.0,
+        volume=0.035,
+        hug=0.3,
+    ),
+    "long_straight": StyleSpec(length=0.34, steps=11, width=0.018, gravity=1.0, volume=0.012),
+    "long_wavy": StyleSpec(
+        length=0.33, steps=12, width=0.018, gravity=1.0, curl_amplitude=0.015, curl_turns=2.0, volume=0.018
+    ),
+    "long_curly": StyleSpec(
+        length=0.28,
+        steps=12,
+        width=0.016,
+        lift=0.1,
+        gravity=0.8,
+        curl_amplitude=0.025,
+        curl_turns=4.0,
+        volume=0.04,
+        hug=0.3,
+    ),
+    "bun": StyleSpec(length=0.13, steps=6, width=0.016, gravity=0.1, volume=0.004, extra="bun", hug=1.0),
+    "ponytail": StyleSpec(
+        length=0.13, steps=6, width=0.016, gravity=0.1, volume=0.004, extra="ponytail", hug=1.0
+    ),
+}
+
+STYLE_NAMES: tuple[str, ...] = ("bald", *STYLES)
+
+
+def choose_style(attributes: HairAttributes) -> str:
+    """The library style that best matches the attributes (headwear never turns into baldness)."""
+    length, texture = attributes.length, attributes.texture
+    if attributes.baldness == "full" or length == "bald":
+        return "buzz" if attributes.headwear != "none" else "bald"
+    if length == "buzz":
+        return "buzz"
+    curly = texture in ("curly", "coily")
+    if length == "short":
+        if attributes.spikiness == "spiky":
+            return "spiky_short"
+        return "short_curly" if curly else "short_straight"
+    if length == "medium":
+        return "medium_curly" if curly else ("medium_wavy" if texture == "wavy" else "medium_straight")
+    if length == "long":
+        return "long_curly" if curly else ("long_wavy" if texture == "wavy" else "long_straight")
+    return "short_straight"
+
+
+def hairline_for(attributes: HairAttributes, surface: ScalpSurface, head: HeadModel) -> Hairline:
+    """Hairline from the head (forehead top = canonical landmark 10) and the baldness pattern."""
+    front_y = 0.5
+    if len(head.vertices) > 10:
+        d = np.asarray(head.vertices[head.landmark_vertices[10]], np.float64) - surface.centre
+        front_y = float(d[1] / max(np.linalg.norm(d), 1e-9)) + 0.02
+    recede = {"receding": 0.7, "crown_or_top": 0.5}.get(attributes.baldness, 0.0)
+    crown = 0.45 if attributes.baldness == "crown_or_top" else 0.0
+    return Hairline(front_y=front_y, recede=recede, crown_gap=crown)
+
+
+def _part_x(attributes: HairAttributes, surface: ScalpSurface) -> float | None:
+    rx = surface.radii[0]
+    return {"left": 0.35 * rx, "right": -0.35 * rx, "centre": 0.0}.get(attributes.parting, None)
+
+
+def build_style(name: str, attributes: HairAttributes, head: HeadModel, seed: int = 0) -> HairModel:
+    """Hair cards of style ``name`` fitted to ``head``, coloured and varied by ``attributes``."""
+    if name == "bald":
+        return HairModel.empty("bald")
+    spec = STYLES[name]
+    surface = ScalpSurface.from_head(head)
+    hairline = hairline_for(attributes, surface, head)
+    colour = tuple(int(c) for c in attributes.colour_rgb)
+    if spec.cap_only:
+        mesh = cap_shell(surface, hairline, rows=28, cols=56, offset=0.0015)
+        return finish(mesh, colour, style=name, stubble=True)  # type: ignore[arg-type]
+
+    mesh = cap_shell(surface, hairline, offset=0.002)
+    budget = MAX_TRIANGLES - len(mesh.triangles) - 200
+    extra_budget = 0
+    if spec.extra:
+        extra_budget = budget // 3
+        budget -= extra_budget
+    fringe = attributes.fringe if attributes.fringe in ("partial", "full") else "none"
+    fringe_budget = budget // 6 if fringe != "none" else 0
+    budget -= fringe_budget
+    tris_per = 2 * spec.steps
+    n_main = max(40, budget // tris_per)
+    part_x = _part_x(attributes, surface) if not spec.extra else None
+
+    # main strands in layers: an inner layer lying close, an outer one with more volume
+    per_layer = n_main // spec.layers
+    for layer in range(spec.layers):
+        roots, dirs = surface.sample_roots(per_layer, hairline, seed=seed + layer)
+        roots, dirs = roots[:per_layer], dirs[:per_layer]
+        rng = np.random.default_rng(seed + 10 + layer)
+        lengths = spec.length * rng.uniform(0.8, 1.1, len(roots))
+        # strands from the front hairline are shorter when they must clear the face
+        front = (dirs[:, 2] > 0.55) & (dirs[:, 1] < hairline.front_y + 0.25)
+        if spec.gravity > 0.5:
+            lengths = np.where(front & (part_x is None), lengths * 0.9, lengths)
+        paths = grow_strands(
+            surface,
+            roots,
+            lengths,
+            steps=spec.steps,
+            part_x=part_x,
+            lift=spec.lift,
+            gravity=spec.gravity,
+            curl_amplitude=spec.curl_amplitude,
+            curl_turns=spec.curl_turns,
+            volume=spec.volume * (0.5 + layer),
+            hug=spec.hug,
+            seed=seed + layer,
+        )
+        facing = "normal" if spec.lift > 0.5 else "surface"
+        mesh = mesh + ribbons(
+            paths,
+            spec.width * (1.2 - 0.3 * layer),
+            surface,
+            column=1 + layer % 3,
+            taper=0.9 if spec.lift > 0.5 else 0.5,
+            facing=facing,
+        )
+
+    if fringe != "none":
+        mesh = mesh + _fringe(surface, hairline, spec, fringe, attributes, fringe_budget, seed)
+    if spec.extra == "bun":
+        mesh = mesh + _bun(surface, extra_budget, seed)
+    elif spec.extra == "ponytail":
+        mesh = mesh + _ponytail(surface, extra_budget, seed)
+    return finish(mesh, colour, style=_style_label(name, attributes))  # type: ignore[arg-type]
+
+
+def _style_label(name: str, attributes: HairAttributes) -> str:
+    parts = [name]
+    if attributes.fringe in ("partial", "full"):
+        parts.append(f"fringe_{attributes.fringe}")
+    if attributes.parting in ("left", "right", "centre"):
+        parts.append(f"part_{attributes.parting}")
+    return "+".join(parts)
+
+
+def _fringe(
+    surface: ScalpSurface,
+    hairline: Hairline,
+    spec: StyleSpec,
+    kind: str,
+    attributes: HairAttributes,
+    budget: int,
+    seed: int,
+) -> CardMesh:
+    """Strands from the front of the scalp combed forward over the forehead (full: brow to brow;
+    partial: a side-swept lock on the side away from the parting)."""
+    steps = 6
+    n = max(12, budget // (2 * steps))
+    roots, dirs = surface.sample_roots(n * 8, replace(hairline, crown_gap=0.0), seed=seed + 99)
+    front = (dirs[:, 2] > 0.6) & (dirs[:, 1] < hairline.front_y + 0.3)
+    if kind == "partial":
+        sign = -1.0 if attributes.parting == "left" else 1.0
+        front &= sign * dirs[:, 0] > -0.05
+    roots = roots[front][:n]
+    if len(roots) == 0:
+        return CardMesh.empty()
+    length = 0.075 if spec.length > 0.05 else 0.05
+    fwd = np.ones(len(roots), bool)
+    paths = grow_strands(
+        surface, roots, length, steps=steps, gravity=0.6, forward=fwd, volume=0.006,
+        curl_amplitude=spec.curl_amplitude * 0.5, curl_turns=spec.curl_turns * 0.5, seed=seed + 5,
+    )  # fmt: skip
+    return ribbons(paths, 0.016, surface, column=1, taper=0.4)
+
+
+def _bun(surface: ScalpSurface, budget: int, seed: int) -> CardMesh:
+    """A bun at the back of the crown: coiled strands around a sphere of ~4 cm radius."""
+    c, r = surface.centre, surface.radii
+    centre = c + np.array([0.0, 0.45 * r[1], -1.0 * r[2] - 0.02])
+    steps = 10
+    n = max(16, budget // (2 * steps))
+    rng = np.random.default_rng(seed + 7)
+    radius = 0.035
+    start = rng.uniform(0, 2 * np.pi, n)
+    tilt = rng.uniform(-1.2, 1.2, n)
+    t = np.linspace(0, 1.6 * np.pi, steps + 1)
+    ang = start[:, None] + t[None, :]
+    el = tilt[:, None] * np.cos(t[None, :] * 0.5)
+    pts = np.stack([np.cos(el) * np.cos(ang), np.sin(el), np.cos(el) * np.sin(ang)], -1) * radius
+    paths = centre + pts
+    tmp = ScalpSurface(centre, np.array([radius] * 3), np.zeros((0, 3)))
+    return ribbons(paths, 0.014, tmp, column=2, taper=0.2)
+
+
+def _ponytail(surface: ScalpSurface, budget: int, seed: int) -> CardMesh:
+    """A ponytail gathered at the back of the head, falling ~25 cm."""
+    c, r = surface.centre, surface.radii
+    tie = c + np.array([0.0, 0.15 * r[1], -1.02 * r[2] - 0.012])
+    steps = 10
+    n = max(16, budget // (2 * steps))
+    rng = np.random.default_rng(seed + 8)
+    spread = rng.normal(0, 1, (n, 2)) * 0.012
+    t = np.linspace(0, 1, steps + 1)
+    y = -0.25 * t
+    z = -0.05 * np.sin(t * np.pi * 0.5) - 0.02 * t
+    bulge = 0.6 + 1.4 * np.sin(np.clip(t, 0, 1) * np.pi * 0.8)
+    paths = np.empty((n, steps + 1, 3))
+    paths[..., 0] = tie[0] + spread[:, :1] * bulge[None, :]
+    paths[..., 1] = tie[1] + y[None, :]
+    paths[..., 2] = tie[2] + z[None, :] + spread[:, 1:] * bulge[None, :]
+    tmp = ScalpSurface(tie + np.array([0, 0, 0.05]), np.array([0.05] * 3), np.zeros((0, 3)))
+    return ribbons(paths, 0.016, tmp, column=2, taper=0.6)
+
+
+def build_hair(attributes: HairAttributes, head: HeadModel, style: str | None = None) -> HairModel:
+    """The hairstyle for these attributes on this head (``style`` forces a library style)."""
+    return build_style(style or choose_style(attributes), attributes, head)
