@@ -130,6 +130,9 @@ def start_server(name: str) -> Server:
     env = {**os.environ, "VRHUB_VAR_DIR": "/tmp/vrhub-bench", "PYTHONPATH": str(ROOT)}
     quiet = {"stdout": subprocess.DEVNULL, "cwd": ROOT, "env": env}
     hub_args = ["--max-participants", "200", "--max-fps", "120", "--heartbeat", "300", "--secret", "bench"]
+    if name.startswith("external="):  # an already running vrhub (e.g. under a profiler)
+        s = Server("external", stats_kind="prometheus", urls=name.split("=", 1)[1].split("+"))
+        return s
     if name == "naive":
         port = free_port()
         s = Server(name, [subprocess.Popen([PY, "-m", "bench.naive_relay", "--port", str(port)], **quiet)])

@@ -179,7 +179,7 @@ async def test_killed_hub_participants_vanish_within_ttl(two_hubs):
     left = await a.next_event("left", timeout=6)
     waited = time.monotonic() - t0
     assert left == {"type": "left", "participant": b.participant, "reason": "hub_lost"}
-    assert waited < 1.5 + 0.25 + 1.0  # ttl + presence interval + slack
+    assert waited < 1.5 + 0.25 + 2.0  # ttl + presence interval + slack for a loaded 2-core box
     async with aiohttp.ClientSession() as s, s.get(f"{h1.url}/api/rooms/crash") as r:
         assert [p["name"] for p in (await r.json())["participants"]] == ["A"]
     with contextlib.suppress(Exception):

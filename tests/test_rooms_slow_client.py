@@ -73,7 +73,7 @@ class RawSocketClient:
 async def test_stalled_reader_skips_ticks_buffer_stays_flat_others_keep_rate(tmp_path):
     limit = 8 * 1024
     async with running_hub(
-        tmp_path, extra={"room_send_buffer_limit": limit, "room_so_sndbuf": 16 * 1024}
+        tmp_path, extra={"room_send_buffer_limit": limit, "room_so_sndbuf": 8 * 1024}
     ) as h:
         room_id = "r-stall"
         senders = [await join(h.url, room_id, f"s{i}", decode=False) for i in range(8)]
@@ -108,7 +108,7 @@ async def test_stalled_reader_skips_ticks_buffer_stays_flat_others_keep_rate(tmp
 
         await asyncio.gather(*(send(s) for s in senders), *(receive(s) for s in senders), sample())
         # The hub noticed: room frames were skipped for the stalled client, and nothing piled up.
-        assert h.hub.stats.skipped_sends > 30
+        assert h.hub.stats.skipped_sends >= 15
         frame_bytes = 4 + 7 + 74 * 9
         assert max(samples) <= limit + frame_bytes, max(samples)
         # Roughly 30 Hz for 4 s for everyone else (generous floor for a shared 2-core CI box).

@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from vrhub.appkeys import rooms_key, settings_key
 from vrhub.config import Settings
+from vrhub.rooms import frame_reader
 from vrhub.rooms.hub import Joined, RoomHub
 from vrhub.rooms.metrics import make_registry
 from vrhub.rooms.protocol import (
@@ -256,10 +257,13 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
             resumed=joined.resumed,
         ),
     )
+    intake = FrameIntake(ws, hub, room, p)
+    if extra.get("room_fast_reader", True):
+        frame_reader.install(request, intake.frame, WS_READ_LIMIT)
     clean = False
     reason = "left"
     try:
-        clean, reason = await _serve(ws, hub, room, p)
+        clean, reason = await _serve(ws, hub, room, p, intake)
     finally:
         if p.ws is ws:  # not replaced by a resumed connection
             hub.disconnected(room, p, clean=clean, reason=reason)
@@ -290,58 +294,73 @@ async def _wait_hello(ws: web.WebSocketResponse, timeout: float) -> dict[str, An
     return parsed
 
 
-async def _serve(ws: web.WebSocketResponse, hub: RoomHub, room: Room, p: Participant) -> tuple[bool, str]:
+class FrameIntake:
+    """Per-connection handling of incoming expression frames (sync: also called straight from the
+    socket's data_received by :mod:`vrhub.rooms.frame_reader`)."""
+
+    __slots__ = ("ws", "hub", "room", "p", "stats", "max_fps", "flood", "observer", "push", "closing")
+
+    def __init__(self, ws: web.WebSocketResponse, hub: RoomHub, room: Room, p: Participant) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.room = room
+        self.p = p
+        self.stats = hub.stats
+        self.max_fps = hub.config.max_frames_per_second
+        self.flood = max(3 * self.max_fps, self.max_fps + 30)
+        self.observer = p.role == "observer"
+        self.push = room.push_local
+        self.closing = False
+
+    def frame(self, data: bytes | bytearray) -> None:
+        p = self.p
+        now = time.monotonic()
+        p.last_seen = now
+        if data[0] != PROTOCOL_VERSION or data[1] != KIND_EXPRESSION or len(data) != EXPRESSION_FRAME_SIZE:
+            err = check_expression_frame(bytes(data)) or ProtocolError("bad_frame", "not an expression frame")
+            asyncio.ensure_future(_violation(self.ws, self.room, p, self.stats, err))
+            return
+        if now - p.win_start >= 1.0:
+            p.win_start = now
+            p.win_count = 0
+        p.win_count += 1
+        if p.win_count > self.max_fps or self.observer:
+            self.stats.rate_limited += 1
+            if p.win_count > self.flood:
+                if not self.closing:
+                    self.closing = True
+                    p.violations = -1
+                    asyncio.ensure_future(
+                        _close(self.ws, CloseCode.FLOOD, f"more than {self.flood:g} frames per second")
+                    )
+                return
+            if now - p.error_sent_at > 1.0:
+                p.error_sent_at = now
+                if self.observer:
+                    text = encode_control("error", code="forbidden", message="observers do not send frames")
+                else:
+                    text = encode_control(
+                        "error",
+                        code="rate_limited",
+                        message=f"over {self.max_fps:g} frames per second; frames dropped",
+                    )
+                self.room.send_json(p, text)
+            return
+        self.stats.frames_in += 1
+        self.push(p, data)
+
+
+async def _serve(
+    ws: web.WebSocketResponse, hub: RoomHub, room: Room, p: Participant, intake: FrameIntake
+) -> tuple[bool, str]:
     """Read the client's messages until it leaves or breaks a rule. Returns (clean leave, reason)."""
     stats = hub.stats
-    max_fps = hub.config.max_frames_per_second
-    flood = max(3 * max_fps, max_fps + 30)
-    observer = p.role == "observer"
-    monotonic = time.monotonic
-    push = room.push_local
     binary, text = WSMsgType.BINARY, WSMsgType.TEXT
     async for msg in ws:
-        now = monotonic()
-        p.last_seen = now
+        p.last_seen = time.monotonic()
         mtype = msg.type
         if mtype is binary:
             data = msg.data
-            if (
-                len(data) == EXPRESSION_FRAME_SIZE
-                and data[0] == PROTOCOL_VERSION
-                and data[1] == KIND_EXPRESSION
-            ):
-                if now - p.win_start >= 1.0:
-                    p.win_start = now
-                    p.win_count = 0
-                p.win_count += 1
-                if p.win_count > max_fps or observer:
-                    stats.rate_limited += 1
-                    if p.win_count > flood:
-                        p.violations = -1
-                        await _close(ws, CloseCode.FLOOD, f"more than {flood:g} frames per second")
-                        return False, "flood"
-                    if now - p.error_sent_at > 1.0:
-                        p.error_sent_at = now
-                        if observer:
-                            room.send_json(
-                                p,
-                                encode_control(
-                                    "error", code="forbidden", message="observers do not send frames"
-                                ),
-                            )
-                        else:
-                            room.send_json(
-                                p,
-                                encode_control(
-                                    "error",
-                                    code="rate_limited",
-                                    message=f"over {max_fps:g} frames per second; frames dropped",
-                                ),
-                            )
-                    continue
-                stats.frames_in += 1
-                push(p, data)
-                continue
             if len(data) > MAX_MESSAGE_BYTES:
                 p.violations = -1
                 stats.bad_messages += 1
@@ -349,6 +368,11 @@ async def _serve(ws: web.WebSocketResponse, hub: RoomHub, room: Room, p: Partici
                     ws, CloseCode.TOO_LARGE, f"message of {len(data)} bytes is over {MAX_MESSAGE_BYTES}"
                 )
                 return False, "too_large"
+            if len(data) == EXPRESSION_FRAME_SIZE:
+                intake.frame(data)
+                if intake.closing:
+                    return False, "flood"
+                continue
             err = check_expression_frame(data) or ProtocolError("bad_frame", "not an expression frame")
             if not await _violation(ws, room, p, stats, err):
                 return False, "protocol_error"
@@ -379,6 +403,10 @@ async def _serve(ws: web.WebSocketResponse, hub: RoomHub, room: Room, p: Partici
                     return False, "protocol_error"
         else:  # CLOSE, CLOSING, CLOSED, ERROR
             break
+    if intake.closing:
+        return False, "flood"
+    if p.violations < 0:
+        return False, "protocol_error"
     if ws.close_code is not None and ws.close_code in (1000, 1001):
         return True, "left"
     return False, "disconnected"
