@@ -61,6 +61,8 @@ JAW = (np.array([0.0, -4.0, -1.0]), np.array([6.8, 5.6, 6.5]))
 NECK_Z, NECK_RX, NECK_RZ, NECK_TOP_Y = -3.0, 5.4, 5.8, -1.0
 #: Height of the flat neck cut (cm).
 NECK_CUT_Y = -17.0
+#: Width (cm) of the smooth maximum that joins neck and head.
+NECK_BLEND = 3.0
 #: Exponent of the smooth maximum that joins skull and jaw.
 SMOOTH_MAX_POWER = 10.0
 #: Below NECK_SPARSE_Y rings are spaced 1 / NECK_SPARSITY as densely as on the head.
@@ -202,7 +204,7 @@ def _ear_bump(dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         v = (dirs @ back) * dist / EAR_HALF_WIDTH
         front = (dirs @ e) > 0.5
         rho2 = u * u + v * v
-        profile = np.clip(1.0 - rho2, 0.0, 1.0) ** 0.35
+        profile = np.clip(1.0 - rho2, 0.0, 1.0) ** 0.6
         # a shallow bowl (the concha) inside a raised rim
         profile *= 1.0 - 0.35 * np.exp(-rho2 / 0.18)
         h = np.where(front, EAR_HEIGHT * profile, 0.0)
@@ -218,8 +220,9 @@ def shell_radius(dirs: np.ndarray) -> np.ndarray:
     # the cut stays exact
     head = (parts**SMOOTH_MAX_POWER).sum(1) ** (1.0 / SMOOTH_MAX_POWER)
     neck = _neck_exit(CENTRE, dirs)
-    k = np.clip((head - neck) / 1.5 + 0.5, 0.0, 1.0)
-    r = np.maximum(head * k + neck * (1 - k) + 0.75 * k * (1 - k) * 1.5, np.maximum(head, neck))
+    # polynomial smooth maximum (width NECK_BLEND cm): no saw-tooth crease where neck meets head
+    k = np.clip((head - neck) / NECK_BLEND + 0.5, 0.0, 1.0)
+    r = head * k + neck * (1 - k) + k * (1 - k) * NECK_BLEND
     return r + _ear_bump(dirs)[0]
 
 
@@ -617,11 +620,9 @@ def _anchors(
     fully (decay 1); shell vertices follow with ``exp(-(d / ANCHOR_SIGMA)^2)`` of the distance to
     the nearest landmark, so the far skull and the neck cut keep the template's shape.
     """
-    face = vertices[:468]
-    n = len(vertices)
-    d = np.linalg.norm(vertices[:, None, :] - face[None, :, :], axis=2)
-    idx = np.argsort(d, axis=1)[:, :N_ANCHORS]
-    dn = np.take_along_axis(d, idx, axis=1)
+    from scipy.spatial import cKDTree
+
+    dn, idx = cKDTree(vertices[:468]).query(vertices, k=N_ANCHORS)
     w = 1.0 / np.maximum(dn, 1e-3) ** 2
     w /= w.sum(1, keepdims=True)
     decay = np.exp(-((dn[:, 0] / ANCHOR_SIGMA) ** 2))
@@ -631,7 +632,6 @@ def _anchors(
     w[:468] = 0.0
     w[:468, 0] = 1.0
     decay[:468] = 1.0
-    del n
     return idx.astype(np.int64), w, decay
 
 

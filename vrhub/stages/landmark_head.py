@@ -262,6 +262,17 @@ def reconstruct_head(
     )
 
 
+def warm_up(texture_size: int = TEXTURE_SIZE) -> None:
+    """Build the per-process caches (canonical face, head template, texture rasters, blendshape
+    basis) now rather than in the first job; worker processes may call it at start-up."""
+    from vrhub.geometry.texture import _face_raster
+
+    get_head_template()
+    _face_raster(texture_size)
+    _face_raster(max(texture_size // 2, 256))
+    _canonical_basis()
+
+
 @hookimpl
 def register_stages(register: Any) -> None:
     register(
