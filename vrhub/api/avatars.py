@@ -149,17 +149,22 @@ async def create_avatar(request: web.Request) -> web.Response:
     photo = await asyncio.to_thread(
         decode_photo, photo_bytes, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels
     )
-    key = await asyncio.to_thread(app[blobs_key].put, photo_bytes)
-    created = await queries.create_avatar(
-        app[db_key],
-        photo_key=key,
-        request={"stages": choice},
-        room=room,
-        attributes={
-            "requested_stages": {slot: impl.name for slot, impl in stages.items()},
-            "photo": {"width": photo.width, "height": photo.height},
-        },
-    )
+    runner = app[jobs_key]
+    async with runner.blob_lock:  # the photo blob may be shared with an avatar finishing now
+        key = await asyncio.to_thread(app[blobs_key].put, photo_bytes)
+        created = await queries.create_avatar(
+            app[db_key],
+            photo_key=key,
+            request={"stages": choice},
+            room=room,
+            attributes={
+                "requested_stages": {slot: impl.name for slot, impl in stages.items()},
+                "photo": {"width": photo.width, "height": photo.height},
+            },
+        )
+    if not await asyncio.to_thread(app[blobs_key].exists, key):
+        # A worker process (arq) deleted the same photo after its build, before our row existed.
+        await asyncio.to_thread(app[blobs_key].put, photo_bytes)
     await app[jobs_key].submit(created.job.id)
     body = avatar_json(created.avatar, created.job)
     body["owner_token"] = created.owner_token

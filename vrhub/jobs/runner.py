@@ -72,6 +72,7 @@ class JobRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._wakeup = asyncio.Event()
+        self.blob_lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -274,10 +275,14 @@ class JobRunner:
                 log.exception("after-build callback for avatar %s", avatar.id)
 
     async def delete_blob_if_unused(self, key: str) -> bool:
-        """Blobs are shared by content; delete ``key`` only if no avatar refers to it."""
-        if await queries.blob_in_use(self.db, key):
-            return False
-        return await asyncio.to_thread(self.blobs.delete, key)
+        """Blobs are shared by content; delete ``key`` only if no avatar refers to it.
+
+        Holds ``blob_lock``, which uploads hold from storing a blob to inserting the row that
+        refers to it, so within one hub a blob cannot vanish between the two."""
+        async with self.blob_lock:
+            if await queries.blob_in_use(self.db, key):
+                return False
+            return await asyncio.to_thread(self.blobs.delete, key)
 
     # --- other CPU work -----------------------------------------------------------------------
 
