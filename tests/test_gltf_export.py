@@ -158,3 +158,45 @@ def test_unknown_format_or_lod_is_a_readable_error(avatar):
         gltf_export(avatar, ExportOptions(formats=("fbx",)))
     with pytest.raises(ValueError, match="level of detail"):
         gltf_export(avatar, ExportOptions(lod="ultra"))
+
+
+def test_vrm_has_the_humanoid_vrm_1_requires_and_stands_on_the_ground(avatar):
+    data = gltf_export(avatar, ExportOptions(formats=("glb", "vrm"))).files["vrm"]
+    doc = glb_json(data)
+    vrm = doc["extensions"]["VRMC_vrm"]
+    assert doc["extensionsUsed"] == ["VRMC_vrm"] and vrm["specVersion"] == "1.0"
+    assert vrm["meta"]["name"] and vrm["meta"]["authors"] and vrm["meta"]["licenseUrl"]
+    bones = {name: b["node"] for name, b in vrm["humanoid"]["humanBones"].items()}
+    required = {"hips", "spine", "head", "leftUpperArm", "leftLowerArm", "leftHand", "rightUpperArm",
+                "rightLowerArm", "rightHand", "leftUpperLeg", "leftLowerLeg", "leftFoot", "rightUpperLeg",
+                "rightLowerLeg", "rightFoot"}  # fmt: skip
+    assert required <= set(bones) and len(set(bones.values())) == len(bones)
+    parent = {c: i for i, n in enumerate(doc["nodes"]) for c in n.get("children", [])}
+    world = {}
+
+    def position(i):
+        if i not in world:
+            t = np.array(doc["nodes"][i].get("translation", [0, 0, 0]))
+            world[i] = t + (position(parent[i]) if i in parent else 0)
+        return world[i]
+
+    def ancestors(i):
+        while i in parent:
+            i = parent[i]
+            yield i
+
+    for child, par in [("spine", "hips"), ("head", "neck"), ("neck", "chest"), ("leftHand", "leftLowerArm"),
+                       ("leftFoot", "leftLowerLeg"), ("jaw", "head"), ("leftEye", "head"), ("leftUpperLeg", "hips")]:  # fmt: skip
+        assert bones[par] in set(ancestors(bones[child])), (child, par)
+    assert position(bones["leftHand"])[0] > 0.3 > -0.3 > position(bones["rightHand"])[0], "T-pose, left = +X"
+    assert position(bones["head"])[1] > position(bones["hips"])[1] > position(bones["leftFoot"])[1] >= 0
+    feet = doc["accessors"][doc["meshes"][-1]["primitives"][0]["attributes"]["POSITION"]]
+    assert abs(feet["min"][1]) < 1e-4, "feet on y = 0"
+    expressions = vrm["expressions"]
+    assert {"happy", "angry", "sad", "relaxed", "surprised", "aa", "ih", "ou", "ee", "oh", "blink", "blinkLeft",
+            "blinkRight", "lookUp", "lookDown", "lookLeft", "lookRight", "neutral"} == set(expressions["preset"])  # fmt: skip
+    assert list(expressions["custom"]) == list(ARKIT_BLENDSHAPES)
+    names = doc["meshes"][0]["extras"]["targetNames"]
+    bind = expressions["preset"]["blinkLeft"]["morphTargetBinds"]
+    assert [names[b["index"]] for b in bind] == ["eyeBlinkLeft"]
+    assert expressions["custom"]["jawOpen"]["morphTargetBinds"][0]["index"] == names.index("jawOpen")
