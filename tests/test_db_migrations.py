@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -114,3 +115,26 @@ async def test_jobs_are_claimed_once_on_postgresql(postgres_url: str) -> None:
         assert avatar is not None and avatar.status == "running"
     finally:
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_the_hub_builds_lists_and_deletes_avatars_on_postgresql(
+    postgres_url: str, make_client: Any, tiny_photo_bytes: bytes
+) -> None:
+    from conftest import upload, wait_for_avatar
+
+    await upgrade(postgres_url)
+    client = await make_client(database_url=postgres_url)
+    health = await (await client.get("/api/health")).json()
+    assert health["checks"]["db"]["backend"] == "postgresql"
+    ids = []
+    for i in range(3):
+        created = await (await upload(client, tiny_photo_bytes + bytes([i]))).json()
+        ids.append(created["id"])
+        assert (await wait_for_avatar(client, created["id"]))["status"] == "ready"
+    first = await (await client.get("/api/avatars?limit=2")).json()
+    second = await (await client.get(first["next"])).json()
+    assert [a["id"] for a in first["items"] + second["items"]] == list(reversed(ids))
+    assert second["next_cursor"] is None
+    resp = await client.delete(f"/api/avatars/{ids[0]}", headers={"X-Owner-Token": created["owner_token"]})
+    assert resp.status == 403
