@@ -17,6 +17,9 @@ in the server by a newer frame of the same participant before its tick; not a lo
   vrhub2  two hub processes + Redis (127.0.0.1:6379), every room split across both hubs
   node    bench/node_relay.mjs: Node.js `ws` relay with the same tick design
 
+Ablations (not in the default list): vrhub-slowpath (every frame through aiohttp's reader queue),
+vrhub-asyncio (the stock asyncio loop instead of uvloop).
+
 The frame is 74 bytes (ARCHITECTURE.md); issue 5's text says 76.
 """
 
@@ -129,7 +132,7 @@ class Server:
 def start_server(name: str) -> Server:
     env = {**os.environ, "VRHUB_VAR_DIR": "/tmp/vrhub-bench", "PYTHONPATH": str(ROOT)}
     quiet = {"stdout": subprocess.DEVNULL, "cwd": ROOT, "env": env}
-    hub_args = ["--max-participants", "200", "--max-fps", "120", "--heartbeat", "300", "--secret", "bench"]
+    hub_args = ["--max-participants", "200", "--max-fps", "120", "--secret", "bench"]
     if name.startswith("external="):  # an already running vrhub (e.g. under a profiler)
         s = Server("external", stats_kind="prometheus", urls=name.split("=", 1)[1].split("+"))
         return s

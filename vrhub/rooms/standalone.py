@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--secret", default=None)
     ap.add_argument("--heartbeat", type=float, default=None, help="websocket ping interval, seconds")
     ap.add_argument("--no-uvloop", action="store_true")
+    ap.add_argument("--no-fast-reader", action="store_true", help="read every frame through aiohttp's queue")
     ap.add_argument("--log-level", default="WARNING")
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
             "room_presence_interval": args.presence_interval,
         }
     )
+    if args.no_fast_reader:
+        settings.extra["room_fast_reader"] = False
     if args.heartbeat is not None:
         settings.extra["room_heartbeat"] = args.heartbeat
     with contextlib.suppress(ValueError, OSError):  # many sockets: raise the open-files limit

@@ -188,12 +188,10 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     if not ROOM_ID_RE.match(room_id):
         return _error(400, "bad_room", "room ids are 1-64 letters, digits, '_', '.', '-'")
     extra = settings.extra or {}
-    idle = hub.config.idle_timeout
-    ws = web.WebSocketResponse(
-        heartbeat=float(extra.get("room_heartbeat", max(1.0, min(20.0, idle / 2 if idle > 0 else 20.0)))),
-        max_msg_size=WS_READ_LIMIT,
-        compress=False,
-    )
+    # No websocket-level heartbeat by default: aiohttp's costs a loop callback per received chunk.
+    # Liveness is the idle timeout (clients send frames or JSON pings; dead sockets go silent).
+    heartbeat = float(extra.get("room_heartbeat", 0.0)) or None
+    ws = web.WebSocketResponse(heartbeat=heartbeat, max_msg_size=WS_READ_LIMIT, compress=False)
     await ws.prepare(request)
     transport = request.transport
     if transport is None:
