@@ -96,11 +96,15 @@ async def test_handshake_never_finished_closes_4408(tmp_path):
 
 async def test_idle_participant_closed_4408(tmp_path):
     async with running_hub(tmp_path, room_idle_timeout=0.6) as h, aiohttp.ClientSession() as s:
-        ws = await _raw(h.url, "r-idle", s)  # raw client: no SDK keep-alive pings
+        watcher = await join(h.url, "r-idle", "W")  # SDK client: keeps itself alive with pings
+        ws = await _raw(h.url, "r-idle", s)  # raw client: sends nothing after hello
         msg = await ws.receive(timeout=5)
         while msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
             msg = await ws.receive(timeout=5)
         assert ws.close_code == 4408 and "idle" in str(msg.extra)
+        left = await watcher.next_event("left")
+        assert left["reason"] == "idle" and watcher.close_code is None
+        await watcher.leave()
 
 
 async def test_sdk_client_keeps_itself_alive_past_idle_timeout(tmp_path):

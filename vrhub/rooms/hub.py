@@ -175,7 +175,7 @@ class RoomHub:
         if p.ws is None and p.held_until is not None:
             return  # already replaced/held
         if clean or p.violations < 0 or self.closing:
-            self._remove(room, p.pid, reason)
+            self._remove(room, p.pid, p.closed_reason or reason)
         else:
             room.detach(p)
 
@@ -233,6 +233,7 @@ class RoomHub:
                     self._remove(room, p.pid, "timeout")
                 elif p.ws is not None and idle > 0 and now - p.last_seen > idle:
                     p.violations = -1
+                    p.closed_reason = "idle"
                     asyncio.ensure_future(
                         p.ws.close(code=CloseCode.TIMEOUT, message=f"idle for more than {idle:g} s".encode())
                     )

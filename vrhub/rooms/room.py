@@ -96,6 +96,7 @@ class Participant:
         "last_seen",
         "held_until",
         "error_sent_at",
+        "closed_reason",
     )
 
     def __init__(
@@ -126,6 +127,8 @@ class Participant:
         self.last_seen = time.monotonic()
         self.held_until: float | None = None
         self.error_sent_at = -1e9
+        #: set when the hub closes the socket for a rule (then the participant is not held for resume)
+        self.closed_reason: str | None = None
 
     @property
     def local(self) -> bool:
@@ -360,6 +363,7 @@ class Room:
         if t is not None:
             t.abort()
         p.violations = -1  # marks "closed by the hub": not held for resume
+        p.closed_reason = "too_slow"
         _ = CloseCode.TOO_SLOW
 
     def broadcast_json(self, text: str, exclude: int | None = None) -> None:
