@@ -169,3 +169,43 @@ async def test_a_live_lease_is_not_taken(client: Any, tiny_photo_bytes: bytes) -
     first = await queries.claim_job(app[db_key], created.job.id, owner="a", lease_seconds=60, max_attempts=3)
     second = await queries.claim_job(app[db_key], created.job.id, owner="b", lease_seconds=60, max_attempts=3)
     assert first is not None and second is None
+
+
+async def test_at_start_a_lease_of_a_dead_runner_on_this_host_is_released(
+    client: Any, tiny_photo_bytes: bytes
+) -> None:
+    import os
+    import socket
+
+    app = client.server.app
+    runner = app[jobs_key]
+    _stop_poller(runner)
+    host = socket.gethostname()
+    owners = {
+        "dead_pid": f"{host}:999999999:abcd1234",  # no such process
+        "earlier_life": f"{host}:{os.getpid()}:abcd1234",  # this pid, another nonce
+        "alive": f"{host}:1:abcd1234",  # pid 1 runs
+        "other_host": "elsewhere:999999999:abcd1234",
+    }
+    jobs = {}
+    for label, owner in owners.items():
+        key = app[blobs_key].put(tiny_photo_bytes + label.encode())
+        created = await queries.create_avatar(app[db_key], photo_key=key, request={})
+        async with app[db_key].begin() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id == created.job.id)
+                .values(
+                    state="running",
+                    attempts=1,
+                    lease_owner=owner,
+                    lease_until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+                )
+            )
+        jobs[created.job.id] = label
+    from vrhub.jobs.runner import _pid_alive
+
+    released = await queries.release_dead_local_leases(
+        app[db_key], hostname=host, current_owner=runner.owner, is_alive=_pid_alive
+    )
+    assert sorted(jobs[j] for j in released) == ["dead_pid", "earlier_life"]

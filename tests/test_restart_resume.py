@@ -1,5 +1,7 @@
 """Jobs survive the hub: SIGKILL a real `vrhub serve` (and its build process) mid-job, start it
-again on the same var folder, and the avatar completes (its lease expired; attempt 2)."""
+again on the same var folder, and the avatar completes (attempt 2). The lease is long (120 s): the
+new hub sees at start-up that the lease's owner process on this host is dead and takes the job
+at once; a lease held on another host would wait for its expiry."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ async def test_a_job_interrupted_by_sigkill_completes_after_the_hub_restarts(
 ) -> None:
     var = tmp_path / "var"
     stages = FIXTURE_STAGE_TEXT.replace("reconstruct=fixture", "reconstruct=sleepy")
-    common = dict(VRHUB_JOB_WORKERS="1", VRHUB_JOB_LEASE_SECONDS="2", VRHUB_STAGES=stages)
+    common = dict(VRHUB_JOB_WORKERS="1", VRHUB_JOB_LEASE_SECONDS="120", VRHUB_STAGES=stages)
     env = hub_env(var, **common)
     migrate(env)
     port = free_port()

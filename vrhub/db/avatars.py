@@ -309,3 +309,37 @@ def _keys(blobs: dict[str, Any]) -> set[str]:
 
 def blob_keys(avatar: Avatar) -> set[str]:
     return _keys(avatar.blobs)
+
+
+async def release_dead_local_leases(
+    db: async_sessionmaker[AsyncSession], *, hostname: str, current_owner: str, is_alive: Any
+) -> list[str]:
+    """Expire the leases of running jobs held by runners on this host that are gone.
+
+    Owners are ``host:pid:nonce``. A lease is dead when its pid no longer runs (``is_alive(pid)``
+    False), or when it is this process's pid with another nonce (a previous life of a hub that
+    restarted with the same pid, as pid 1 in a container). Other hosts' leases wait for expiry.
+    """
+    own_pid = current_owner.split(":")[1]
+    async with db() as session:
+        rows = await session.execute(
+            select(Job.id, Job.lease_owner).where(
+                Job.state == "running", Job.lease_owner.like(f"{hostname}:%")
+            )
+        )
+        candidates = list(rows)
+    dead = []
+    for job_id, owner in candidates:
+        parts = (owner or "").split(":")
+        if len(parts) != 3 or not parts[1].isdigit() or owner == current_owner:
+            continue
+        if parts[1] == own_pid or not is_alive(int(parts[1])):
+            dead.append(job_id)
+    if dead:
+        async with db.begin() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id.in_(dead), Job.state == "running")
+                .values(lease_until=utcnow() - dt.timedelta(seconds=1))
+            )
+    return dead

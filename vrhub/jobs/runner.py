@@ -41,6 +41,16 @@ log = logging.getLogger(__name__)
 FinishedFn = Callable[[Avatar, dict[str, Any]], Awaitable[None]]
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, someone else's
+        return True
+    return True
+
+
 class JobRunner:
     """Runs avatar builds for one hub (or one ``vrhub worker``)."""
 
@@ -89,6 +99,11 @@ class JobRunner:
             )
             self._drain = threading.Thread(target=self._drain_progress, name="vrhub-progress", daemon=True)
             self._drain.start()
+        released = await queries.release_dead_local_leases(
+            self.db, hostname=socket.gethostname(), current_owner=self.owner, is_alive=_pid_alive
+        )
+        if released:
+            log.info("resuming %d job(s) whose runner on this host is gone", len(released))
         if self.poll:
             self._poller = asyncio.create_task(self._poll_loop(), name="vrhub-job-poller")
 
