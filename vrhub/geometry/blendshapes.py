@@ -229,9 +229,21 @@ class FaceFrame:
 class _Builder:
     """Turns "these landmarks move by these offsets" into a smooth (n, 3) delta field."""
 
-    def __init__(self, vertices: np.ndarray, regions: Mapping[str, np.ndarray]):
+    def __init__(
+        self, vertices: np.ndarray, regions: Mapping[str, np.ndarray], triangles: np.ndarray | None = None
+    ):
         self.v = np.asarray(vertices, np.float64)
         self.n = len(self.v)
+        self.adjacency = None
+        if triangles is not None and len(triangles):
+            from scipy.sparse import coo_matrix
+
+            t = np.asarray(triangles, np.int64)
+            e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+            e = np.concatenate([e, e[:, ::-1]])
+            adj = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(self.n, self.n)).tocsr()
+            adj.data[:] = 1.0
+            self.adjacency = adj
         self.frame = FaceFrame.from_landmarks(self.v[:468])
         self.lm = self.frame.landmarks
         self.cm = self.frame.cm
@@ -317,7 +329,7 @@ class _Builder:
         if normal[1] > 0:  # point downward (toward the chin)
             normal = -normal
         below = (self.v - f.jaw_pivot) @ normal
-        w_plane = _smoothstep(-0.4 * self.cm, 1.2 * self.cm, below)
+        w_plane = _smoothstep(-0.8 * self.cm, 2.6 * self.cm, below)
         # around the lips the lips themselves decide: upper lip 0, lower lip 1, corners 1/2
         lip_ids = np.concatenate([LIP_UPPER, LIP_LOWER, LIP_CORNERS, [164, 2, 98, 327, 18, 200]])
         lip_vals = np.concatenate(
@@ -327,16 +339,36 @@ class _Builder:
         d_lips = np.sqrt(self.d2[:, LIPS].min(1))
         t = _smoothstep(0.6 * self.cm, 1.8 * self.cm, d_lips)
         w = (1 - t) * w_lips + t * w_plane
-        # the lower mandible does not carry the neck: fade under the jawline
-        neck = self.region("neck")
-        if len(neck):
-            d_jaw = np.sqrt(self.d2[np.ix_(neck, JAWLINE)].min(1))
-            w[neck] *= _smoothstep(2.0 * self.cm, 0.3 * self.cm, d_jaw)
-        for name in ("scalp", "ear_L", "ear_R", "eyeball_L", "eyeball_R", "teeth_upper"):
+        # nothing behind the mandible's ramus follows the jaw ...
+        w *= _smoothstep(f.jaw_pivot[2] - 2.0 * self.cm, f.jaw_pivot[2] - 0.3 * self.cm, self.v[:, 2])
+        # ... nor the neck under the jawline: depth below the jawline point nearest in (x, z)
+        jl = self.lm[JAWLINE]
+        dxz = (self.v[:, None, 0] - jl[None, :, 0]) ** 2 + (self.v[:, None, 2] - jl[None, :, 2]) ** 2
+        depth = jl[np.argmin(dxz, axis=1), 1] - self.v[:, 1]
+        w *= _smoothstep(3.0 * self.cm, 0.6 * self.cm, depth)
+        fixed = np.zeros(self.n, bool)
+        fixed[:468] = True
+        for name in ("eyeball_L", "eyeball_R", "teeth_upper", "scalp", "ear_L", "ear_R"):
             w[self.region(name)] = 0.0
+            fixed[self.region(name)] = True
         for name in ("teeth_lower", "tongue"):
             w[self.region(name)] = 1.0
-        return np.clip(w, 0.0, 1.0)
+            fixed[self.region(name)] = True
+        return np.clip(self.smooth(w, fixed), 0.0, 1.0)
+
+    def smooth(self, values: np.ndarray, fixed: np.ndarray, iterations: int = 12) -> np.ndarray:
+        """Laplacian smoothing of (n,) ``values`` over the mesh edges, ``fixed`` vertices held
+        (no-op without triangles). Landmarks are always held, so landmark values never depend on
+        the rest of the mesh."""
+        if self.adjacency is None:
+            return values
+        free = ~fixed
+        free[:468] = False
+        out = values.copy()
+        deg = np.maximum(np.asarray(self.adjacency.sum(1)).ravel(), 1)
+        for _ in range(iterations):
+            out[free] = (self.adjacency @ out)[free] / deg[free]
+        return out
 
     def jaw_rotation(self, degrees: float, axis: np.ndarray | None = None) -> np.ndarray:
         """(n, 3) deltas of the jaw rotated by ``degrees`` about the pivot, blended by jaw weight."""
@@ -788,6 +820,7 @@ def compute_blendshapes(
     vertices: np.ndarray,
     regions: Mapping[str, np.ndarray] | None = None,
     visemes: bool = True,
+    triangles: np.ndarray | None = None,
 ) -> tuple[tuple[str, ...], np.ndarray]:
     """Blendshape deltas of one head.
 
@@ -795,16 +828,11 @@ def compute_blendshapes(
     regions : name -> (k,) int vertex indices (eyeball_L/R, teeth_upper/lower, tongue, neck, scalp,
         ear_L/R ... — missing or empty regions are tolerated; their shapes then move only skin).
     visemes : also return the 15 Oculus visemes after the 52 ARKit shapes.
+    triangles : (m, 3) int, optional — lets the jaw weights be smoothed over the mesh.
     Returns (names, deltas): deltas (52 or 67, n, 3) float32 metres, in ``names`` order.
     """
-    b = _Builder(vertices, regions or {})
-    shapes = _arkit_shapes(b)
-    stack = [shapes[name] for name in ARKIT_BLENDSHAPES]
-    names: tuple[str, ...] = ARKIT_BLENDSHAPES
-    if visemes:
-        stack += _visemes(shapes, b.n)
-        names = BLENDSHAPE_NAMES
-    return names, np.stack(stack).astype(np.float32)
+    names, deltas, _, _ = blendshapes_and_jaw(vertices, regions, visemes, triangles)
+    return names, deltas
 
 
 def landmark_blendshape_basis(vertices_468: np.ndarray) -> np.ndarray:
@@ -834,18 +862,23 @@ class JawRig:
     weights: np.ndarray
 
 
-def jaw_rig(vertices: np.ndarray, regions: Mapping[str, np.ndarray] | None = None) -> JawRig:
+def jaw_rig(
+    vertices: np.ndarray, regions: Mapping[str, np.ndarray] | None = None, triangles: np.ndarray | None = None
+) -> JawRig:
     """The jaw hinge and per-vertex jaw weights of a head (see :class:`JawRig`)."""
-    b = _Builder(vertices, regions or {})
+    b = _Builder(vertices, regions or {}, triangles)
     return JawRig(b.frame.jaw_pivot, b.frame.jaw_axis, JAW_OPEN_DEGREES, b.jaw_weight)
 
 
 def blendshapes_and_jaw(
-    vertices: np.ndarray, regions: Mapping[str, np.ndarray] | None = None, visemes: bool = True
+    vertices: np.ndarray,
+    regions: Mapping[str, np.ndarray] | None = None,
+    visemes: bool = True,
+    triangles: np.ndarray | None = None,
 ) -> tuple[tuple[str, ...], np.ndarray, JawRig, dict[str, np.ndarray]]:
     """:func:`compute_blendshapes` and :func:`jaw_rig` in one pass (they share the distance table),
     plus the eye centres: side ("L"/"R") -> (3,) metres."""
-    b = _Builder(vertices, regions or {})
+    b = _Builder(vertices, regions or {}, triangles)
     shapes = _arkit_shapes(b)
     stack = [shapes[name] for name in ARKIT_BLENDSHAPES]
     names: tuple[str, ...] = ARKIT_BLENDSHAPES

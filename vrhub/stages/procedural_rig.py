@@ -14,7 +14,9 @@ VERSION = "1.0"
 def procedural_rig(head: HeadModel, hair: HairModel) -> RiggedAvatar:
     """Procedural ARKit rig: joints root/neck/head/jaw/eyes, smooth neck and jaw weights, 52 ARKit
     blendshapes and 15 visemes personalised to this head; hair bound rigidly to the head joint."""
-    names, deltas, jaw, eyes = blendshapes_and_jaw(head.vertices, head.regions, visemes=True)
+    names, deltas, jaw, eyes = blendshapes_and_jaw(
+        head.vertices, head.regions, visemes=True, triangles=head.triangles
+    )
     skin = build_skin(head.vertices, head.regions, jaw, eyes)
     attributes = {
         "rig": {
