@@ -200,3 +200,17 @@ def test_vrm_has_the_humanoid_vrm_1_requires_and_stands_on_the_ground(avatar):
     bind = expressions["preset"]["blinkLeft"]["morphTargetBinds"]
     assert [names[b["index"]] for b in bind] == ["eyeBlinkLeft"]
     assert expressions["custom"]["jawOpen"]["morphTargetBinds"][0]["index"] == names.index("jawOpen")
+
+
+def test_contact_sheet_reads_targets_back_from_the_glb_and_draws_every_one(exported, avatar, tmp_path):
+    from vrhub.export.contact_sheet import main, read_glb_head
+
+    head = read_glb_head(exported["high"].read_bytes())
+    assert head.target_names == list(ARKIT_BLENDSHAPES + VISEMES)
+    np.testing.assert_allclose(head.targets, avatar.blendshape_deltas, atol=1e-6)
+    out = tmp_path / "sheet.png"
+    assert main([str(exported["high"]), str(out), "--tile", "60", "--columns", "8"]) == 0
+    from PIL import Image
+
+    sheet = np.asarray(Image.open(out).convert("RGB"), np.int16)
+    assert sheet.shape[1] == 8 * 2 * 60 and sheet.shape[0] > 8 * 60  # 68 tiles in 9 rows

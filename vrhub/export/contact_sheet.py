@@ -5,7 +5,8 @@
 Reads the GLB back (so it shows what the file holds, sparse targets included) and draws the head
 mesh with a small painter's-algorithm renderer (flat Lambert shading of the albedo texture; no
 GPU needed). Tiles: neutral first, then every target in file order; each tile shows the front
-view and the view from the avatar's left side (+X). Displacement magnitude is printed per tile.
+view and the view from the avatar's left side (+X); what moves is tinted red (full red at 6 mm) and the largest
+displacement is printed per tile.
 """
 
 from __future__ import annotations
@@ -165,13 +166,16 @@ def contact_sheet(head: GlbHead, tile: int = 180, columns: int = 6) -> Image.Ima
     for k, name in enumerate(names):
         d = np.zeros_like(v) if k == 0 else head.targets[k - 1].astype(np.float64)
         posed = v + d
+        # tint what moves: red in proportion to the displacement (full at 6 mm)
+        amount = np.clip(np.linalg.norm(d, axis=1)[head.triangles].mean(1) / 0.006, 0, 1)[:, None] * 0.55
+        tinted = colours * (1 - amount) + np.array([255.0, 70.0, 50.0]) * amount
         r, c = divmod(k, columns)
         x0, y0 = c * 2 * tile, r * (th_px + label)
         sheet.paste(
-            render(posed, head.triangles, colours, "front", box_front, (tile, th_px)), (x0, y0 + label)
+            render(posed, head.triangles, tinted, "front", box_front, (tile, th_px)), (x0, y0 + label)
         )
         sheet.paste(
-            render(posed, head.triangles, colours, "side", box_side, (tile, th_px)), (x0 + tile, y0 + label)
+            render(posed, head.triangles, tinted, "side", box_side, (tile, th_px)), (x0 + tile, y0 + label)
         )
         moved = float(np.linalg.norm(d, axis=1).max()) * 100
         draw.text((x0 + 4, y0 + 2), f"{name}  max {moved:.1f} cm", fill=(230, 230, 230))
