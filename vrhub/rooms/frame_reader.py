@@ -26,6 +26,7 @@ _HEAD1 = 0x80 | EXPRESSION_FRAME_SIZE  # masked, 7-bit length 74
 _FRAME_LEN = 2 + 4 + EXPRESSION_FRAME_SIZE  # header + mask + payload = 80
 _TILE = (EXPRESSION_FRAME_SIZE + 3) // 4
 _PAYLOAD_BITS = (1 << (8 * EXPRESSION_FRAME_SIZE)) - 1
+_NOT_EOF = (False, b"")
 
 try:  # aiohttp's Cython in-place XOR (private API; 2-3x faster than the int trick below)
     from aiohttp._websocket.mask import _websocket_mask_cython as _mask_in_place
@@ -63,6 +64,10 @@ class ExpressionFrameReader:
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         if self.passthrough:
             return self.inner.feed_data(data)
+        # The common case: the read holds exactly one expression frame.
+        if len(data) == _FRAME_LEN and not self.buf and data[0] == _HEAD0 and data[1] == _HEAD1:
+            self.on_frame(unmask(data[2:6], data[6:]))
+            return _NOT_EOF
         buf = self.buf + data if self.buf else bytes(data)
         n = len(buf)
         pos = 0
@@ -103,7 +108,7 @@ class ExpressionFrameReader:
                 self.buf = b""
                 return True, b""
         self.buf = buf[pos:] if pos < n else b""
-        return False, b""
+        return _NOT_EOF
 
 
 def install(request: Any, on_frame: Callable[[bytes | bytearray], None], max_frame: int) -> bool:

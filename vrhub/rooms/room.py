@@ -236,15 +236,14 @@ class Room:
         return [p.info() for pid, p in self.participants.items() if pid != exclude]
 
     # ------------------------------------------------------------------ frames in
-    def push_local(self, p: Participant, frame: bytes) -> None:
+    def push_local(self, p: Participant, frame: bytes | bytearray) -> None:
         """A validated 74-byte expression frame from local participant ``p``."""
-        entry = p.pid_bytes + frame[2:]
         pid = p.pid
-        if pid in self.pending:
+        pending = self.pending
+        if pid in pending:
             self.stats.superseded += 1
-        self.pending[pid] = entry
-        self.latest[pid] = entry
-        self.changed_at[pid] = self.tick + 1
+        entry = p.pid_bytes + frame[2:]
+        pending[pid] = entry
         if self.publish is not None:
             self.local_pending[pid] = entry
         if self.config.tick_hz <= 0 and not self._flush_scheduled:
@@ -263,8 +262,6 @@ class Room:
             if pid in self.pending:
                 self.stats.superseded += 1
             self.pending[pid] = entry
-            self.latest[pid] = entry
-            self.changed_at[pid] = self.tick + 1
         if n and self.config.tick_hz <= 0 and not self._flush_scheduled:
             self._flush_scheduled = True
             (self._loop or asyncio.get_running_loop()).call_soon(self._flush_now)
@@ -305,6 +302,10 @@ class Room:
         pending = self.pending
         if pending:
             self.pending = {}
+            self.latest.update(pending)
+            changed = self.changed_at
+            for pid in pending:
+                changed[pid] = tick
             count = len(pending)
             frame = ws_frame(
                 ROOM_HEADER_STRUCT.pack(KIND_ROOM, tick & 0xFFFFFFFF, count) + b"".join(pending.values())
@@ -331,10 +332,10 @@ class Room:
                 if count:
                     t.write(frame)
                     sent += 1
-                    stats.frames_out += count
             else:
                 self._catch_up(p, tick)
         stats.messages_out += sent
+        stats.frames_out += sent * count
         if self.publish is not None and self.local_pending:
             local = self.local_pending
             self.local_pending = {}
