@@ -35,8 +35,8 @@ def require_chromium() -> None:
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    """An async Playwright Chromium browser."""
+async def chromium(extra_args: list[str] | None = None) -> AsyncIterator[Any]:
+    """An async Playwright Chromium browser (``extra_args`` e.g. a fake camera file)."""
     from playwright.async_api import async_playwright
 
     require_chromium()

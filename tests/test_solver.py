@@ -22,6 +22,7 @@ from vrhub.tracking.solver import (
     FaceSolver,
     SolverBasis,
     build_solver_matrices,
+    default_landmark_weights,
     default_solver_basis,
     quaternion_to_matrix,
     rotation_to_euler_degrees,
@@ -124,7 +125,7 @@ def test_weights_respect_bounds_and_match_scipy_lsq_linear(basis):
         assert (result.weights == 0).any() and (result.weights == 1).any()
         local, _ = solver.pose_free(lm, IMAGE)
         residual = (local[:468] - m.neutral).reshape(-1)
-        cw = np.sqrt(np.tile([1.0, 1.0, m.z_weight], 468))
+        cw = np.sqrt((default_landmark_weights()[:, None] * np.array([1.0, 1.0, m.z_weight])).reshape(-1))
         b = basis.deltas.reshape(52, -1).T * m.solved[None, :]
         a = np.vstack([b * cw[:, None], math.sqrt(m.regularisation) * np.eye(52)])
         ref = lsq_linear(a, np.concatenate([residual * cw, np.zeros(52)]), bounds=(0, 1), tol=1e-12).x
@@ -210,7 +211,17 @@ def test_gaze_comes_from_the_iris(basis):
 def test_calibration_removes_a_persons_neutral_offset(basis):
     m = build_solver_matrices(basis)
     rng = np.random.default_rng(5)
-    identity = basis.neutral + 0.15 * rng.normal(size=(468, 3)) * (m.procrustes_weights == 0)[:, None]
+    # a face that differs from the template the way people do: wider eyes, a lower lip, some noise
+    look = np.zeros(52)
+    for name, value in (
+        ("eyeWideLeft", 0.4),
+        ("eyeWideRight", 0.4),
+        ("mouthLowerDownLeft", 0.3),
+        ("browInnerUp", 0.3),
+    ):
+        look[ARKIT_BLENDSHAPES.index(name)] = value
+    noise = 0.03 * rng.normal(size=(468, 3)) * (m.procrustes_weights == 0)[:, None]
+    identity = basis.neutral + np.tensordot(look, basis.deltas, axes=1) + noise
     solver = FaceSolver(m)
     before = solver.solve(render_landmarks(identity, np.eye(3)), IMAGE).weights
     solver.calibrate_neutral([render_landmarks(identity, rotation(a, 0, 0)) for a in (-5, 0, 5)], IMAGE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,8 @@ from browser_testing import artifact, chromium
 from conftest import ASTRONAUT, builtin_stages_present
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "grid_webcam_loop.mp4"
 
 
 @pytest.fixture
@@ -123,3 +126,64 @@ async def test_two_pages_in_one_room_see_each_other_and_receive_frames(hub_url: 
         await ada.click("#leave")
         await grace.wait_for_function("document.getElementById('peer-count').textContent === '1'")
         assert ada_problems == [] and grace_problems == []
+
+
+@pytest.fixture
+def fake_camera_file(tmp_path: Path) -> Path:
+    """The first speaker of the GRID clip as a Y4M file Chromium plays as its camera."""
+    import shutil
+    import subprocess
+
+    if not VIDEO.is_file():
+        pytest.skip("../shared/data/video is not present")
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    out = tmp_path / "camera.y4m"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(VIDEO), "-t", "2.8", "-pix_fmt", "yuv420p", str(out)],
+        check=True,
+        timeout=60,
+    )
+    return out
+
+
+async def test_webcam_tracking_animates_my_avatar_and_reaches_the_room(
+    hub_url: str, fake_camera_file: Path
+) -> None:
+    """Chromium's fake camera plays a real talking face: mediapipe face mesh (from /vendor) finds it,
+    the browser's solver moves the jaw, and another page in the room receives the frames."""
+    async with chromium([f"--use-file-for-fake-video-capture={fake_camera_file}"]) as browser:
+        watcher, watcher_problems = await open_page(browser, hub_url)
+        speaker, problems = await open_page(browser, hub_url)
+        for page, name in ((watcher, "Watcher"), (speaker, "Speaker")):
+            await page.fill("#name", name)
+            await page.fill("#room", "camera-room")
+            await page.click("#join")
+            await page.wait_for_function("document.getElementById('status').className.includes('ok')")
+        await speaker.click("#camera")
+        await speaker.wait_for_function(
+            "window.vrhub.tracker && window.vrhub.tracker.solved >= 10 || "
+            "document.getElementById('status').className.includes('error')",
+            timeout=120_000,
+        )
+        status = await speaker.inner_text("#status")
+        assert "Sorry" not in status, status
+        jaw: list[float] = []
+        for _ in range(30):
+            jaw.append(await speaker.evaluate("window.vrhub.state.weights[17]"))
+            await speaker.wait_for_timeout(100)
+        info = await speaker.evaluate(
+            "({fps: window.vrhub.tracker.fps, solved: window.vrhub.tracker.solved, calibrated: window.vrhub.tracker.calibrated,"
+            " status: document.getElementById('status').textContent, info: document.getElementById('camera-info').textContent,"
+            " w: Array.from(window.vrhub.state.weights), vw: window.vrhub.tracker.video.videoWidth, vh: window.vrhub.tracker.video.videoHeight})"
+        )
+        assert max(jaw) > 0.05 and max(jaw) - min(jaw) > 0.03, (jaw, info)
+        speaker_id = await speaker.evaluate("window.vrhub.room.participant")
+        await watcher.wait_for_function(
+            f"window.vrhub.viewer.slots.get('p{speaker_id}').content.userData.mouth.scale.y > 0.2",
+            timeout=10_000,
+        )
+        await speaker.screenshot(path=artifact("web_camera_speaker.png"))
+        await watcher.screenshot(path=artifact("web_camera_watcher.png"))
+        await speaker.click("#camera")  # stop
+        assert problems == [] and watcher_problems == []

@@ -75,7 +75,8 @@ class SolverMatrices:
     neutral : (468, 3) float64, template units.
     procrustes_weights : (468,) float64, normalised to sum 1.
     gram : (52, 52) float64 — ``BᵀWB + λI`` (rows/cols of gaze shapes are identity, rhs 0).
-    projector : (52, 1404) float64 — ``BᵀW`` applied to the flattened residual (x, y, z per landmark).
+    projector : (52, 1404) float64 — ``BᵀW`` applied to the flattened residual (x, y, z per landmark);
+        W = per-landmark weight (eyelids heavier) times per-coordinate weight (z lighter).
     lower, upper : (52,) float64 bounds.
     solved : (52,) bool — shapes solved by the least squares (gaze comes from the iris; the
         :data:`UNOBSERVABLE_SHAPES` stay 0).
@@ -130,14 +131,34 @@ class TrackingResult:
 # ----------------------------------------------------------------------------- matrices
 
 
+#: Least-squares weight of the eyelid contour landmarks relative to the others. The lid contours
+#: carry the eye state; with weight 1 the many landmarks around the eye that a real blink moves
+#: differently from the rig outvote them (a fully closed eye in the GRID test clip solved to
+#: eyeBlink 0.54-0.61; with 4: 0.87-0.91, open eyes unchanged at 0-0.15).
+EYELID_WEIGHT = 4.0
+
+
+def default_landmark_weights() -> np.ndarray:
+    """(468,) float64 least-squares weights: :data:`EYELID_WEIGHT` on the lid contours, 1 elsewhere."""
+    from vrhub.geometry.canonical_face import EYE_RING_L, EYE_RING_R  # noqa: PLC0415
+
+    weights = np.ones(468)
+    weights[list(EYE_RING_L) + list(EYE_RING_R)] = EYELID_WEIGHT
+    return weights
+
+
 def build_solver_matrices(
-    basis: SolverBasis, regularisation: float = 0.01, z_weight: float = 0.5
+    basis: SolverBasis,
+    regularisation: float = 0.01,
+    z_weight: float = 0.5,
+    landmark_weights: np.ndarray | None = None,
 ) -> SolverMatrices:
     """Precompute the normal equations of the bounded least squares.
 
     regularisation : λ relative to the mean diagonal of ``BᵀWB`` (keeps the problem strictly
         convex, so the minimiser is unique, and damps shapes the landmarks barely see).
     z_weight : weight of the depth coordinate relative to x and y (mediapipe's z is noisier).
+    landmark_weights : (468,) per-landmark weights; default :func:`default_landmark_weights`.
     """
     neutral = np.asarray(basis.neutral, np.float64)
     deltas = np.asarray(basis.deltas, np.float64)
@@ -148,7 +169,8 @@ def build_solver_matrices(
     if pw.shape != (468,) or pw.sum() <= 0:
         raise ValueError("procrustes_weights must be (468,) with a positive sum")
     solved = np.array([n not in GAZE_SHAPES and n not in UNOBSERVABLE_SHAPES for n in basis.names])
-    coord_w = np.tile(np.array([1.0, 1.0, z_weight]), 468)  # (1404,)
+    lw = default_landmark_weights() if landmark_weights is None else np.asarray(landmark_weights, np.float64)
+    coord_w = (lw[:, None] * np.array([1.0, 1.0, z_weight])[None, :]).reshape(-1)  # (1404,)
     b = deltas.reshape(n_shapes, -1) * solved[:, None]  # (52, 1404)
     projector = b * coord_w[None, :]
     gram = projector @ b.T
@@ -457,13 +479,31 @@ class FaceSolver:
         image_size: tuple[int, int] | None = None,
         normalised: bool | None = None,
     ) -> None:
-        """Take the median pose-free offset of these frames (a relaxed face) as this person's neutral."""
+        """Learn this person's neutral face from frames of a (mostly) relaxed face.
+
+        People often talk while calibrating, so the frames are ranked by how far the jaw is open
+        relative to their own median (jawOpen explaining ``frame - median``), and the pose-free median
+        of the half with the mouth least open (at least one frame; ties by order) becomes the
+        neutral; a blink is outvoted by the median. Same steps in ``solver.js``.
+        """
+        m = self.matrices
         locals_ = [self.pose_free(f, image_size, normalised)[0] for f in frames]
-        stack = np.stack([lo[:468] for lo in locals_])
-        self.neutral_offset = np.median(stack, axis=0) - self.matrices.neutral
+        if not locals_:
+            return
+        stack = np.stack([lo[:468] for lo in locals_])  # (k, 468, 3)
+        median = np.median(stack, axis=0)
+        jaw = m.names.index("jawOpen")
+        opening = []
+        for lo in stack:
+            rhs = m.projector @ (lo - median).reshape(-1)
+            w, _ = solve_box_qp(m.gram, rhs, m.lower, m.upper, inverse=self.inverse)
+            opening.append(math.floor(float(w[jaw]) * 1e6))  # quantised: the same ranking as solver.js
+        keep = np.argsort(np.array(opening), kind="stable")[: max(1, (len(stack) + 1) // 2)]
+        keep.sort()
+        self.neutral_offset = np.median(stack[keep], axis=0) - m.neutral
         self.gaze_offset = np.zeros((2, 2))
-        if all(lo.shape[0] >= 478 for lo in locals_):
-            self.gaze_offset = np.median(np.stack([self.gaze(lo) for lo in locals_]), axis=0)
+        if all(locals_[i].shape[0] >= 478 for i in keep):
+            self.gaze_offset = np.median(np.stack([self.gaze(locals_[i]) for i in keep]), axis=0)
 
     def reset_calibration(self) -> None:
         self.neutral_offset = np.zeros((468, 3))

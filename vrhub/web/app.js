@@ -93,6 +93,17 @@ $("reset").addEventListener("click", () => {
 
 // ----------------------------------------------------------------------------- step 1: avatar
 
+function showNotes(notes) {
+  const list = $("notes");
+  list.replaceChildren();
+  for (const note of notes) {
+    const li = document.createElement("li");
+    li.textContent = note;
+    list.appendChild(li);
+  }
+  list.hidden = notes.length === 0;
+}
+
 async function showMyAvatar(avatarId, glbUrl) {
   state.avatarId = avatarId;
   state.glbUrl = glbUrl;
@@ -124,6 +135,7 @@ $("create").addEventListener("click", async () => {
   if (!file) return;
   $("create").disabled = true;
   $("progress").hidden = false;
+  showNotes([]);
   const bar = $("progress-bar");
   const text = $("progress-text");
   try {
@@ -136,7 +148,8 @@ $("create").addEventListener("click", async () => {
       },
       { room: room.connected ? room.room : undefined },
     );
-    if (avatar.warnings && avatar.warnings.length) text.textContent = `Done. Note: ${avatar.warnings.join("; ")}`;
+    text.textContent = "Done.";
+    showNotes(avatar.warnings || []);
     await showMyAvatar(avatar.id, avatar.urls.glb);
     status("Your avatar is ready. Try the expression sliders, or join a room.", "ok");
   } catch (err) {
@@ -282,15 +295,19 @@ $("camera").addEventListener("click", async () => {
   $("camera").disabled = true;
   status("Starting the camera and the face tracker (the first time takes a few seconds)…");
   try {
-    tracker = tracker || new WebcamTracker($("video"), onTracked);
-    tracker.addEventListener("noface", () => ($("camera-info").textContent = "No face in the picture: look at the camera."));
-    tracker.addEventListener("calibrated", () => status("Calibrated: your relaxed face is now the neutral expression.", "ok"));
+    if (!tracker) {
+      tracker = new WebcamTracker($("video"), onTracked);
+      tracker.addEventListener("noface", () => ($("camera-info").textContent = "No face in the picture: look at the camera."));
+      tracker.addEventListener("calibrating", () => status("Hold a relaxed face and look at the camera for a moment…"));
+      tracker.addEventListener("calibrated", () =>
+        status("Camera on: your avatar follows your face." + (room.connected ? " Your class sees it too." : ""), "ok"),
+      );
+    }
     $("video").hidden = false;
     await tracker.start();
     state.tracking = true;
     $("camera").textContent = "Stop camera";
     $("calibrate").disabled = false;
-    status("Camera on: your avatar follows your face." + (room.connected ? " Your class sees it too." : ""), "ok");
   } catch (err) {
     $("video").hidden = true;
     showError(err);
@@ -301,7 +318,6 @@ $("camera").addEventListener("click", async () => {
 
 $("calibrate").addEventListener("click", () => {
   if (tracker) tracker.calibrate(15);
-  status("Hold a relaxed face and look at the camera…");
 });
 
 function onTracked(result) {

@@ -29,6 +29,7 @@ export class RoomClient extends EventTarget {
     this.ws = null;
     this.participant = null;
     this.peers = new Map(); // participant id -> {participant, name, avatar_id, avatar_url}
+    this.lastSent = 0;
   }
 
   get connected() {
@@ -51,7 +52,7 @@ export class RoomClient extends EventTarget {
     this.room = room;
     return new Promise((resolve, reject) => {
       let welcomed = false;
-      ws.onopen = () => ws.send(JSON.stringify({ type: "hello", name, avatar_id: avatarId }));
+      ws.onopen = () => this.sendJson({ type: "hello", name, avatar_id: avatarId }, ws);
       ws.onmessage = (event) => {
         if (typeof event.data !== "string") {
           try {
@@ -73,6 +74,7 @@ export class RoomClient extends EventTarget {
           case "welcome":
             welcomed = true;
             this.participant = msg.participant;
+            this.startKeepAlive(ws, Number(msg.idle_timeout) || 0);
             this.peers = new Map((msg.peers || []).map((p) => [p.participant, p]));
             this.emit("welcome", msg);
             resolve(msg);
@@ -99,6 +101,7 @@ export class RoomClient extends EventTarget {
         }
       };
       ws.onclose = (event) => {
+        if (ws.keepAlive) clearInterval(ws.keepAlive);
         if (this.ws !== ws && this.ws !== null) return; // an older socket, replaced by a new join
         if (this.ws === ws) this.ws = null;
         const detail = { code: event.code, reason: event.reason, words: closeWords(event.code, event.reason) };
@@ -108,14 +111,31 @@ export class RoomClient extends EventTarget {
     });
   }
 
+  sendJson(message, ws = this.ws) {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(JSON.stringify(message));
+    this.lastSent = performance.now();
+  }
+
+  /** A watcher that sends no frames still pings, so the hub's idle timeout does not close it. */
+  startKeepAlive(ws, idleTimeoutSeconds) {
+    if (!(idleTimeoutSeconds > 0)) return;
+    const every = Math.max(200, (idleTimeoutSeconds * 1000) / 3);
+    this.lastSent = performance.now();
+    ws.keepAlive = setInterval(() => {
+      if (performance.now() - this.lastSent >= every) this.sendJson({ type: "ping", t: Date.now() >>> 0 }, ws);
+    }, every / 2);
+  }
+
   setAvatar(avatarId) {
-    if (this.connected) this.ws.send(JSON.stringify({ type: "set_avatar", avatar_id: avatarId }));
+    this.sendJson({ type: "set_avatar", avatar_id: avatarId });
   }
 
   /** Send one 74-byte expression frame; skipped while the socket is backed up. */
   sendFrame(buffer) {
     if (!this.connected || this.ws.bufferedAmount > 4 * 74) return false;
     this.ws.send(buffer);
+    this.lastSent = performance.now();
     return true;
   }
 
@@ -124,6 +144,7 @@ export class RoomClient extends EventTarget {
       const ws = this.ws;
       this.ws = null;
       try {
+        if (ws.keepAlive) clearInterval(ws.keepAlive);
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "leave" }));
         ws.close(1000, "left");
       } catch {

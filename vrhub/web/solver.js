@@ -1,8 +1,8 @@
 // Face landmarks -> 52 ARKit weights + head pose, in the browser.
 //
 // A line-by-line port of vrhub/tracking/solver.py: the same matrices (GET /api/tracking/solver.json),
-// the same steps (viewer frame, Horn's weighted Procrustes, bounded least squares by a primal-dual
-// active set with a projected-Newton fallback, gaze from the iris centres), so the weights agree with
+// the same steps (viewer frame, Horn's weighted Procrustes, bounded least squares by projected Newton
+// warm-started from the previous frame, gaze from the iris centres), so the weights agree with
 // Python's for the same landmarks. All arithmetic is float64.
 
 /** Solve A x = b for a small dense symmetric positive definite A (row-major, n x n) by Cholesky. */
@@ -150,60 +150,12 @@ function matVec(a, x, rows, cols) {
   return out;
 }
 
-/** argmin ½wᵀGw − rhsᵀw with lower <= w <= upper: primal-dual active set, projected Newton fallback. */
-export function solveBoxQP(gram, rhs, lower, upper, inverse, n, tol = 1e-10, maxIter = 60) {
-  let w = inverse ? matVec(inverse, rhs, n, n) : choleskySolve(gram, rhs, n);
+/** argmin ½wᵀGw − rhsᵀw with lower <= w <= upper: projected Newton from ``start`` or the clipped unconstrained minimiser. */
+export function solveBoxQP(gram, rhs, lower, upper, inverse, n, tol = 1e-10, maxIter = 100, start = null) {
+  let w = start ? Float64Array.from(start) : inverse ? matVec(inverse, rhs, n, n) : choleskySolve(gram, rhs, n);
   for (let i = 0; i < n; i++) w[i] = clip(w[i], lower[i], upper[i]);
-  let lam = matVec(gram, w, n, n);
-  for (let i = 0; i < n; i++) lam[i] -= rhs[i];
-  const seen = new Set();
-  for (let it = 1; it <= maxIter; it++) {
-    const atLower = new Uint8Array(n);
-    const atUpper = new Uint8Array(n);
-    let key = "";
-    for (let i = 0; i < n; i++) {
-      atLower[i] = lam[i] - (w[i] - lower[i]) > 0 ? 1 : 0;
-      atUpper[i] = !atLower[i] && lam[i] + (upper[i] - w[i]) < 0 ? 1 : 0;
-      key += atLower[i] + 2 * atUpper[i];
-    }
-    if (seen.has(key)) break;
-    seen.add(key);
-    const free = new Uint8Array(n);
-    const wNew = new Float64Array(n);
-    let anyFree = false;
-    for (let i = 0; i < n; i++) {
-      free[i] = atLower[i] || atUpper[i] ? 0 : 1;
-      anyFree = anyFree || free[i] === 1;
-      wNew[i] = atLower[i] ? lower[i] : atUpper[i] ? upper[i] : 0;
-    }
-    if (anyFree) {
-      const r = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        if (!free[i]) continue;
-        let sum = rhs[i];
-        for (let j = 0; j < n; j++) if (!free[j]) sum -= gram[i * n + j] * wNew[j];
-        r[i] = sum;
-      }
-      const { idx, x } = subSolve(gram, n, free, r);
-      idx.forEach((i, k) => { wNew[i] = x[k]; });
-    }
-    lam = matVec(gram, wNew, n, n);
-    for (let i = 0; i < n; i++) lam[i] = free[i] ? 0 : lam[i] - rhs[i];
-    w = wNew;
-    let ok = true;
-    for (let i = 0; i < n && ok; i++) {
-      if (w[i] < lower[i] - tol || w[i] > upper[i] + tol) ok = false;
-      else if (atLower[i] && lam[i] < -tol) ok = false;
-      else if (atUpper[i] && lam[i] > tol) ok = false;
-    }
-    if (ok) {
-      for (let i = 0; i < n; i++) w[i] = clip(w[i], lower[i], upper[i]);
-      return { w, iterations: it };
-    }
-  }
-  for (let i = 0; i < n; i++) w[i] = clip(w[i], lower[i], upper[i]);
-  const out = projectedNewton(gram, rhs, lower, upper, w, n, tol, 100);
-  return { w: out.w, iterations: maxIter + out.iterations };
+  const out = projectedNewton(gram, rhs, lower, upper, w, n, tol, maxIter);
+  return { w: out.w, iterations: out.iterations };
 }
 
 function projectedNewton(gram, rhs, lower, upper, w, n, tol, maxIter) {
@@ -301,6 +253,9 @@ export class FaceSolver {
     }
     this.neutralOffset = new Float64Array(468 * 3);
     this.gazeOffset = [[0, 0], [0, 0]];
+    // Start each solve from the previous frame's weights (video); the minimiser does not depend on it.
+    this.warmStart = true;
+    this.previous = null;
   }
 
   static async load(url = "/api/tracking/solver.json") {
@@ -354,7 +309,8 @@ export class FaceSolver {
       sq += residual[i] * residual[i];
     }
     const rhs = matVec(this.projector, residual, this.n, 468 * 3);
-    const { w, iterations } = solveBoxQP(this.gram, rhs, this.lower, this.upper, this.inverse, this.n);
+    const { w, iterations } = solveBoxQP(this.gram, rhs, this.lower, this.upper, this.inverse, this.n, 1e-10, 100, this.previous);
+    if (this.warmStart) this.previous = Float64Array.from(w);
     if (landmarks.length >= 478) {
       const g = this.gaze(local);
       [["Left", 0], ["Right", 1]].forEach(([side, row]) => {
@@ -369,18 +325,36 @@ export class FaceSolver {
     return { weights: w, pose, residualRms: Math.sqrt(sq / (468 * 3)), iterations };
   }
 
-  /** Median pose-free offset of these frames (a relaxed face) becomes this person's neutral. */
+  /**
+   * Learn this person's neutral from frames of a (mostly) relaxed face: rank the frames by jawOpen
+   * explaining (frame − their median), keep the half with the mouth least open (at least one; ties
+   * by order) and take its pose-free median. Same steps as FaceSolver.calibrate_neutral in Python.
+   */
   calibrateNeutral(frames, width = 1, height = 1, normalised = true) {
+    if (!frames.length) return;
     const locals = frames.map((f) => this.poseFree(f, width, height, normalised).local);
     const median = (values) => {
       const sorted = Float64Array.from(values).sort();
       const k = sorted.length;
       return k % 2 ? sorted[(k - 1) / 2] : 0.5 * (sorted[k / 2 - 1] + sorted[k / 2]);
     };
-    for (let i = 0; i < 468 * 3; i++) this.neutralOffset[i] = median(locals.map((l) => l[i])) - this.neutral[i];
+    const size = 468 * 3;
+    const mid = new Float64Array(size);
+    for (let i = 0; i < size; i++) mid[i] = median(locals.map((l) => l[i]));
+    const jaw = this.index.jawOpen;
+    const opening = locals.map((l) => {
+      const d = new Float64Array(size);
+      for (let i = 0; i < size; i++) d[i] = l[i] - mid[i];
+      const rhs = matVec(this.projector, d, this.n, size);
+      return Math.floor(solveBoxQP(this.gram, rhs, this.lower, this.upper, this.inverse, this.n).w[jaw] * 1e6);
+    });
+    const order = opening.map((e, i) => [e, i]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const keep = order.slice(0, Math.max(1, Math.floor((locals.length + 1) / 2))).map((p) => p[1]).sort((a, b) => a - b);
+    const kept = keep.map((i) => locals[i]);
+    for (let i = 0; i < size; i++) this.neutralOffset[i] = median(kept.map((l) => l[i])) - this.neutral[i];
     this.gazeOffset = [[0, 0], [0, 0]];
-    if (frames.every((f) => f.length >= 478)) {
-      const gazes = locals.map((l) => this.gaze(l));
+    if (keep.every((i) => frames[i].length >= 478)) {
+      const gazes = kept.map((l) => this.gaze(l));
       this.gazeOffset = [0, 1].map((row) => [0, 1].map((c) => median(gazes.map((g) => g[row][c]))));
     }
   }

@@ -33,7 +33,9 @@ export class WebcamTracker extends EventTarget {
     this.stream = null;
     this.lastLandmarks = null;
     this.calibrationFrames = null;
+    this.calibrated = false;
     this.fps = 0;
+    this.solved = 0;
   }
 
   async start() {
@@ -57,6 +59,7 @@ export class WebcamTracker extends EventTarget {
     this.video.srcObject = this.stream;
     await this.video.play();
     this.running = true;
+    if (!this.calibrated) this.calibrate(10);
     this.loop();
   }
 
@@ -67,9 +70,14 @@ export class WebcamTracker extends EventTarget {
     this.video.srcObject = null;
   }
 
-  /** The next ``count`` frames with a face (a relaxed face, looking at the camera) become the neutral. */
+  /**
+   * The next ``count`` frames with a face (a relaxed face, looking at the camera) become the neutral:
+   * without it the difference between this face and the template reads as expression. Runs by itself
+   * when the camera starts; the avatar waits for it (about half a second).
+   */
   calibrate(count = 15) {
     this.calibrationFrames = { count, frames: [] };
+    this.dispatchEvent(new CustomEvent("calibrating"));
   }
 
   async loop() {
@@ -107,13 +115,14 @@ export class WebcamTracker extends EventTarget {
     const height = this.video.videoHeight || 480;
     if (this.calibrationFrames) {
       this.calibrationFrames.frames.push(landmarks.map((p) => [p.x, p.y, p.z]));
-      if (this.calibrationFrames.frames.length >= this.calibrationFrames.count) {
-        this.solver.calibrateNeutral(this.calibrationFrames.frames, width, height, true);
-        this.calibrationFrames = null;
-        this.dispatchEvent(new CustomEvent("calibrated"));
-      }
+      if (this.calibrationFrames.frames.length < this.calibrationFrames.count) return;
+      this.solver.calibrateNeutral(this.calibrationFrames.frames, width, height, true);
+      this.calibrationFrames = null;
+      this.calibrated = true;
+      this.dispatchEvent(new CustomEvent("calibrated"));
     }
     this.lastLandmarks = landmarks;
+    this.solved += 1;
     this.onResult(this.solver.solve(landmarks, width, height, true));
   }
 }
