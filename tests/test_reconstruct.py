@@ -135,3 +135,36 @@ def test_no_face_photo_never_reaches_reconstruct():
     with pytest.raises(PipelineError) as info:
         detect_face(Photo(np.full((300, 300, 3), 90, np.uint8)))
     assert info.value.code == "no_face"
+
+
+@needs_photos
+def test_delighting_removes_most_of_a_left_right_light_gradient():
+    """A left-to-right light gradient over the photo changes the cheeks' brightness ratio in the
+    photo; in the de-lit albedo that ratio changes far less."""
+    from vrhub.geometry.head_template import get_head_template
+    from vrhub.geometry.texture import bake_head_texture
+    from vrhub.stages.landmark_head import face_in_head_frame
+
+    photo = _photo(FACES / "congress_C001080.jpg")
+    face = detect_face(photo)
+    ramp = np.linspace(0.55, 1.35, photo.width)[None, :, None]
+    lit = np.clip(photo.pixels * ramp, 0, 255).astype(np.uint8)
+    pts = face_in_head_frame(face)[:468]
+    skin = np.ones(photo.pixels.shape[:2], np.float32)
+    size = 256
+    base = bake_head_texture(photo.pixels, face.landmarks, pts, face.rotation, skin, size=size).albedo
+    relit = bake_head_texture(lit, face.landmarks, pts, face.rotation, skin, size=size).albedo
+    uv = get_head_template().uvs
+
+    def cheek_ratio(tex: np.ndarray) -> float:
+        def patch(landmark: int) -> float:
+            x, y = (uv[landmark] * size).astype(int)
+            return float(tex[y - 3 : y + 4, x - 3 : x + 4].mean())
+
+        return patch(280) / patch(50)  # the face's left cheek over its right cheek
+
+    lm = face.landmarks
+    photo_change = abs(np.log(ramp[0, int(lm[280, 0]), 0] / ramp[0, int(lm[50, 0]), 0]))
+    albedo_change = abs(np.log(cheek_ratio(relit) / cheek_ratio(base)))
+    assert photo_change > 0.1
+    assert albedo_change < 0.5 * photo_change
