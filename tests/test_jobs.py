@@ -209,3 +209,38 @@ async def test_at_start_a_lease_of_a_dead_runner_on_this_host_is_released(
         app[db_key], hostname=host, current_owner=runner.owner, is_alive=_pid_alive
     )
     assert sorted(jobs[j] for j in released) == ["dead_pid", "earlier_life"]
+
+
+@pytest.mark.slow
+async def test_a_hub_shutting_down_hands_its_running_jobs_back(
+    migrated_settings: Any, tiny_photo_bytes: bytes
+) -> None:
+    import dataclasses
+    import time
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from hub_test_stages import FIXTURE_PLUGINS, FIXTURE_STAGE_TEXT
+
+    from vrhub.app import make_app
+    from vrhub.db.engine import make_engine, make_sessionmaker
+
+    settings = dataclasses.replace(migrated_settings, job_workers=1, stages=FIXTURE_STAGE_TEXT)
+    client = TestClient(TestServer(make_app(settings, plugin_modules=FIXTURE_PLUGINS)))
+    await client.start_server()
+    try:
+        created = await (await upload(client, tiny_photo_bytes, stages="reconstruct:slow")).json()
+        deadline = time.monotonic() + 60
+        while (await (await client.get(created["urls"]["self"])).json())["progress"][
+            "stage"
+        ] != "reconstruct":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+    finally:
+        await client.close()  # graceful shutdown: cleanup contexts run
+    engine = make_engine(settings.database_url)
+    try:
+        avatar, job = await queries.get_avatar_and_job(make_sessionmaker(engine), created["id"])
+    finally:
+        await engine.dispose()
+    assert job.state == "running" and queries.as_utc(job.lease_until) < dt.datetime.now(dt.UTC)
+    assert avatar.status == "running"

@@ -343,3 +343,13 @@ async def release_dead_local_leases(
                 .values(lease_until=utcnow() - dt.timedelta(seconds=1))
             )
     return dead
+
+
+async def release_leases(db: async_sessionmaker[AsyncSession], job_ids: list[str], *, owner: str) -> None:
+    """A runner shutting down gives its running jobs back (their leases expire now)."""
+    async with db.begin() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.lease_owner == owner, Job.state == "running")
+            .values(lease_until=utcnow() - dt.timedelta(seconds=1))
+        )

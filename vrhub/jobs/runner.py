@@ -108,10 +108,18 @@ class JobRunner:
             self._poller = asyncio.create_task(self._poll_loop(), name="vrhub-job-poller")
 
     async def stop(self) -> None:
+        in_flight = list(self._running)
         tasks = [t for t in (self._poller, *self._running.values(), *self._background) if t]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if in_flight:
+            # Hand the interrupted builds back at once: any runner (this one after a restart,
+            # or another hub) may take them without waiting for the lease to expire.
+            try:
+                await queries.release_leases(self.db, in_flight, owner=self.owner)
+            except Exception:  # noqa: BLE001 - the database may already be gone
+                log.warning("could not release the leases of %s", in_flight, exc_info=True)
         if self._executor is not None:
             if isinstance(self._executor, concurrent.futures.ProcessPoolExecutor):
                 # Do not wait for a build in flight: its lease expires and another runner retries it.
