@@ -54,6 +54,22 @@ def test_small_face_in_a_large_frame_is_found():
 
 
 @needs_photos
+def test_face_too_small_for_the_first_pass_is_found_by_the_full_range_pass():
+    from vrhub.stages import mediapipe_detect
+
+    small = cv2.resize(
+        _photo(FACES / "congress_C001080.jpg").pixels, None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA
+    )
+    canvas = np.full((1400, 1800, 3), (70, 90, 110), np.uint8)
+    canvas[900 : 900 + small.shape[0], 1300 : 1300 + small.shape[1]] = small
+    assert mediapipe_detect._run_mesh(canvas) == []  # the plain pass misses it
+    face = detect_face(Photo(canvas))
+    x0, y0, x1, y1 = face.bbox
+    assert 1300 <= x0 < x1 <= 1300 + small.shape[1] and 900 <= y0 < y1 <= 900 + small.shape[0]
+    assert any("low resolution" in w for w in face.warnings)
+
+
+@needs_photos
 def test_low_resolution_face_is_upscaled_and_warned_about():
     face = detect_face(_photo(FACES / "grid_sbia1a_frame005.png"))
     assert any("low resolution" in w for w in face.warnings)
