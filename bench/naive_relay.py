@@ -17,6 +17,7 @@ import struct
 from aiohttp import WSMsgType, web
 
 STATS = {"frames_in": 0, "messages_out": 0, "superseded": 0}
+_NEXT_PID = [0]
 HEADER = struct.Struct("<BIH")
 
 
@@ -30,8 +31,8 @@ async def room_ws(request: web.Request) -> web.WebSocketResponse:
         await ws.close()
         return ws
     room = rooms.setdefault(room_id, {})
-    request.app["next_pid"] += 1
-    pid = request.app["next_pid"]
+    _NEXT_PID[0] += 1
+    pid = _NEXT_PID[0]
     await ws.send_str(json.dumps({"type": "welcome", "participant": pid, "tick_hz": 0, "peers": []}))
     room[pid] = ws
     counter = 0
@@ -63,7 +64,6 @@ def main() -> None:
     args = ap.parse_args()
     app = web.Application()
     app["rooms"] = {}
-    app["next_pid"] = 0
     app.router.add_get("/api/rooms/{room}/ws", room_ws)
     app.router.add_get("/stats", stats)
     try:
