@@ -191,7 +191,8 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     # No websocket-level heartbeat by default: aiohttp's costs a loop callback per received chunk.
     # Liveness is the idle timeout (clients send frames or JSON pings; dead sockets go silent).
     heartbeat = float(extra.get("room_heartbeat", 0.0)) or None
-    ws = web.WebSocketResponse(heartbeat=heartbeat, max_msg_size=WS_READ_LIMIT, compress=False)
+    # timeout: how long close() waits for the client's close frame (a stalled client never sends one)
+    ws = web.WebSocketResponse(heartbeat=heartbeat, max_msg_size=WS_READ_LIMIT, compress=False, timeout=2.0)
     await ws.prepare(request)
     transport = request.transport
     if transport is None:
