@@ -69,7 +69,10 @@ SMOOTH_MAX_POWER = 10.0
 NECK_SPARSE_Y, NECK_SPARSITY = -9.0, 0.35
 #: Ear (avatar's left; the right one is mirrored): centre (cm), half height, half width, height.
 EAR_CENTRE = np.array([7.7, 1.0, -5.2])
-EAR_HALF_HEIGHT, EAR_HALF_WIDTH, EAR_HEIGHT = 3.0, 1.7, 1.5
+EAR_HALF_HEIGHT, EAR_HALF_WIDTH, EAR_HEIGHT = 3.0, 1.7, 1.9
+#: Angle (radians, seen from CENTRE) over which the shell's radius blends from the face rim's
+#: own radius into the head shape.
+RIM_BLEND_ANGLE = 0.75
 #: Shell resolution: rays per rim edge (36 rim edges) and rings from the rim to the neck cut.
 RAYS_PER_RIM_EDGE = 3
 SHELL_RINGS = 34
@@ -204,7 +207,7 @@ def _ear_bump(dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         v = (dirs @ back) * dist / EAR_HALF_WIDTH
         front = (dirs @ e) > 0.5
         rho2 = u * u + v * v
-        profile = np.clip(1.0 - rho2, 0.0, 1.0) ** 0.6
+        profile = np.clip(1.0 - rho2, 0.0, 1.0) ** 0.5
         # a shallow bowl (the concha) inside a raised rim
         profile *= 1.0 - 0.35 * np.exp(-rho2 / 0.18)
         h = np.where(front, EAR_HEIGHT * profile, 0.0)
@@ -290,7 +293,7 @@ def _shell(face: CanonicalFace, rim: np.ndarray) -> tuple[np.ndarray, np.ndarray
     r_body = shell_radius(dirs.reshape(-1, 3)).reshape(len(inner_w), len(s))
     r_rim = np.linalg.norm(inner3d - CENTRE, axis=1)
     cos_off = np.clip((dirs * inner_dirs[:, None, :]).sum(2), -1, 1)
-    blend = _smoothstep(np.arccos(cos_off) / 0.45)
+    blend = _smoothstep(np.arccos(cos_off) / RIM_BLEND_ANGLE)
     radius = r_rim[:, None] * (1 - blend) + r_body * blend
     pts = CENTRE + dirs * radius[..., None]
     pts[:, -1] = outer3d
