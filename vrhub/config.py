@@ -53,6 +53,13 @@ class Settings:
     room_max_participants: int = 64
     room_max_frames_per_second: float = 60.0
     room_idle_timeout: float = 60.0
+    #: Seconds a participant that dropped (no ``leave``) is kept for a resume with the same id.
+    room_resume_window: float = 15.0
+    #: Unsent bytes over which a client skips ticks (its kernel send buffer is capped too).
+    room_send_buffer_limit: int = 16 * 1024
+    #: Redis scale-out: key/channel prefix, and the hub presence TTL in seconds.
+    redis_prefix: str = "vrhub"
+    room_presence_ttl: float = 5.0
     #: Where node_modules lives (three.js, @mediapipe/face_mesh); default: next to the project.
     node_modules: Path | None = None
     log_level: str = "INFO"
