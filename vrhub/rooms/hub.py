@@ -48,9 +48,9 @@ def room_config_from(settings: Settings) -> RoomConfig:
         max_participants=int(settings.room_max_participants),
         max_frames_per_second=float(settings.room_max_frames_per_second),
         idle_timeout=float(settings.room_idle_timeout),
-        send_buffer_limit=int(extra.get("room_send_buffer_limit", 16 * 1024)),
+        send_buffer_limit=int(extra.get("room_send_buffer_limit", settings.room_send_buffer_limit)),
         send_buffer_hard_limit=int(extra.get("room_send_buffer_hard_limit", 512 * 1024)),
-        resume_window=float(extra.get("room_resume_window", 15.0)),
+        resume_window=float(extra.get("room_resume_window", settings.room_resume_window)),
     )
 
 

@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8081)
     ap.add_argument("--redis", default=None, help="Redis URL for scale-out (default: VRHUB_REDIS_URL)")
-    ap.add_argument("--prefix", default="vrhub", help="Redis key/channel prefix")
-    ap.add_argument("--presence-ttl", type=float, default=5.0)
+    ap.add_argument(
+        "--prefix", default=None, help="Redis key/channel prefix (default: VRHUB_REDIS_PREFIX or vrhub)"
+    )
+    ap.add_argument("--presence-ttl", type=float, default=None)
     ap.add_argument("--presence-interval", type=float, default=1.0)
     ap.add_argument("--tick-hz", type=float, default=None)
     ap.add_argument("--max-participants", type=int, default=None)
@@ -57,13 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.secret is not None:
         overrides["secret"] = args.secret
     settings = Settings.from_env(**overrides)
-    settings.extra.update(
-        {
-            "redis_prefix": args.prefix,
-            "room_presence_ttl": args.presence_ttl,
-            "room_presence_interval": args.presence_interval,
-        }
-    )
+    if args.prefix is not None:
+        settings.redis_prefix = args.prefix
+    if args.presence_ttl is not None:
+        settings.room_presence_ttl = args.presence_ttl
+    settings.extra["room_presence_interval"] = args.presence_interval
     if args.no_fast_reader:
         settings.extra["room_fast_reader"] = False
     if args.heartbeat is not None:

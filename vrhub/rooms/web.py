@@ -100,8 +100,8 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         extra = settings.extra or {}
         bus = RedisBus(
             settings.redis_url,
-            prefix=str(extra.get("redis_prefix", "vrhub")),
-            ttl=float(extra.get("room_presence_ttl", 5.0)),
+            prefix=str(extra.get("redis_prefix", settings.redis_prefix)),
+            ttl=float(extra.get("room_presence_ttl", settings.room_presence_ttl)),
             interval=float(extra.get("room_presence_interval", 1.0)),
         )
     hub = RoomHub(settings, bus=bus)
