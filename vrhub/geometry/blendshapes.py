@@ -484,8 +484,12 @@ def _eye_look(b: _Builder, side: str, direction: str) -> np.ndarray:
     elif direction == "Down":
         off_up, off_lo = 0.35 * gap * centre, 0.12 * gap * centre
     else:
-        shift = _cm(b, 0.12 * target[0], 0, 0) * centre
-        off_up, off_lo = shift, shift
+        # the lids ride along the eyeball: a third of the gaze, about the (landmark-only) eye centre
+        follow = _rotation(axis, 0.35 * degrees)
+        c = b.frame.eye_centre_estimate[side]
+        p_up, p_lo = b.lm[up] - c, b.lm[lo] - c
+        off_up = (p_up @ follow.T - p_up) * (0.4 + 0.6 * centre)
+        off_lo = (p_lo @ follow.T - p_lo) * (0.4 + 0.6 * centre)
     lids = b.field(
         np.concatenate([up, lo, EYE_CORNERS[side], BROW[side]]),
         np.concatenate([off_up, off_lo, np.zeros((2 + len(BROW[side]), 3))]),
@@ -781,7 +785,7 @@ def _arkit_shapes(b: _Builder) -> dict[str, np.ndarray]:
     shapes["mouthPucker"] = _pucker(b)
     shapes["mouthRollLower"] = _lips_move(
         b,
-        [(LIP_LOWER_OUTER, np.array([0, 0.6, -0.45])), (LIP_LOWER_INNER, np.array([0, 0.3, -0.9]))],
+        [(LIP_LOWER_OUTER, np.array([0, 0.8, -0.3])), (LIP_LOWER_INNER, np.array([0, 0.45, -0.9]))],
         radius=2.2,
     )
     shapes["mouthRollUpper"] = _lips_move(
