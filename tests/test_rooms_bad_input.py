@@ -184,6 +184,7 @@ async def test_misbehaving_client_does_not_disturb_others_tick_lag(tmp_path):
             pass
         assert bad.closed and bad.close_code == 4400
         assert received >= 20, received  # ~45 ticks in 1.5 s; floor for a loaded 2-core box (one process)
-        assert h.hub.stats.tick_lag_max < 0.25, h.hub.stats.tick_lag_max
+        stats = h.hub.stats
+        assert stats.tick_lag_sum / stats.ticks < 0.05, (stats.tick_lag_sum / stats.ticks, stats.tick_lag_max)
         for g in good:
             await g.leave()

@@ -113,7 +113,8 @@ async def test_stalled_reader_skips_ticks_buffer_stays_flat_others_keep_rate(tmp
         assert max(samples) <= limit + frame_bytes, max(samples)
         # Roughly 30 Hz for 4 s for everyone else (generous floor for a shared 2-core CI box).
         assert min(received.values()) >= 60, received
-        assert h.hub.stats.tick_lag_max < 0.25, h.hub.stats.tick_lag_max
+        stats = h.hub.stats
+        assert stats.tick_lag_sum / stats.ticks < 0.05, (stats.tick_lag_sum / stats.ticks, stats.tick_lag_max)
 
         # When it reads again it recovers: stale frames drain from the kernel, then one catch-up
         # frame brings the latest frame of every sender.

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,6 +53,8 @@ class RoomConfig:
     send_buffer_hard_limit: int = 512 * 1024
     #: Seconds a dropped (not cleanly left) participant is kept for resume.
     resume_window: float = 15.0
+    #: With Redis: publish local changes this long before the fan-out (covers the Redis round trip).
+    publish_lead: float = 0.006
 
 
 class RoomStats:
@@ -271,30 +275,58 @@ class Room:
         self._flush_scheduled = False
         self.run_tick()
 
+    def tick_phase(self, period: float) -> float:
+        """Where in the tick period this room ticks: the same on every hub (a hash of the room id),
+        and different rooms spread over the period so one hub's rooms do not all fan out at once."""
+        return (zlib.crc32(self.room_id.encode()) / 2**32) * period
+
     async def _tick_loop(self) -> None:
+        """Ticks aligned to the wall clock at this room's phase, so every hub of a room ticks
+        together. With Redis, local changes are published ``publish_lead`` seconds *before* the
+        fan-out, so the other hubs' frames of the same tick are already merged when it runs: a
+        room split over hubs costs that lead in latency, not a whole tick."""
         loop = asyncio.get_running_loop()
         period = 1.0 / self.config.tick_hz
-        next_at = loop.time() + period
+        lead = self.config.publish_lead if self.publish is not None else 0.0
+        wall = time.time() - loop.time()
+        phase = self.tick_phase(period)
+        now_wall = loop.time() + wall
+        next_at = (math.floor((now_wall - phase) / period) + 1) * period + phase - wall
         stats = self.stats
         while True:
             delay = next_at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if lead:
+                self.publish_local()
+                delay = next_at + lead - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             now = loop.time()
-            lag = now - next_at
+            lag = now - next_at - lead
             stats.tick_lag_sum += lag
             if lag > stats.tick_lag_max:
                 stats.tick_lag_max = lag
             try:
-                self.run_tick()
+                self.run_tick(publish=not lead)
             except Exception:  # a bug in fan-out must not stop the room
                 log.exception("room %s: tick failed", self.room_id)
             next_at += period
             if now - next_at > period:  # fell more than a tick behind: do not burst to catch up
-                next_at = now + period
+                next_at += math.ceil((now - next_at) / period) * period
 
-    def run_tick(self) -> None:
-        """Advance one tick: send the shared room frame (or catch-ups) and publish local changes."""
+    def publish_local(self) -> None:
+        """Send this hub's changed local entries to the other hubs (one message per room)."""
+        if self.publish is not None and self.local_pending:
+            local = self.local_pending
+            self.local_pending = {}
+            self.publish(
+                self.room_id, self.tick + 1 if self._task is not None else self.tick, list(local.values())
+            )
+
+    def run_tick(self, publish: bool = True) -> None:
+        """Advance one tick: send the shared room frame (or catch-ups) and, unless the tick loop
+        already did at the start of this tick, publish local changes."""
         self.tick += 1
         tick = self.tick
         stats = self.stats
@@ -336,10 +368,8 @@ class Room:
                 self._catch_up(p, tick)
         stats.messages_out += sent
         stats.frames_out += sent * count
-        if self.publish is not None and self.local_pending:
-            local = self.local_pending
-            self.local_pending = {}
-            self.publish(self.room_id, tick, list(local.values()))
+        if publish and self.publish is not None and self.local_pending:
+            self.publish_local()
 
     def _catch_up(self, p: Participant, tick: int) -> None:
         since = p.behind_since or 0
