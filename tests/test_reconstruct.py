@@ -39,6 +39,24 @@ def _photo(path: Path) -> Photo:
     return Photo(np.ascontiguousarray(bgr[:, :, ::-1]), name=path.name)
 
 
+def _inside(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Ray-parity point-in-closed-mesh test: points (k, 3), triangle corners (m, 3, 3) -> (k,) bool."""
+    d = np.array([0.5773, 0.5774, 0.5773])  # a direction no edge of these meshes is parallel to
+    a, b, c = tris[:, 0], tris[:, 1], tris[:, 2]
+    e1, e2 = b - a, c - a
+    h = np.cross(d, e2)
+    det = (e1 * h).sum(1)
+    ok = np.abs(det) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    s_ = points[:, None, :] - a[None]
+    u = (s_ * h[None]).sum(2) * inv
+    q = np.cross(s_, e1[None])
+    w = (q * d).sum(2) * inv
+    dist = (q * e2[None]).sum(2) * inv
+    hit = ok & (u >= 0) & (w >= 0) & (u + w <= 1) & (dist > 0)
+    return hit.sum(1) % 2 == 1
+
+
 def _no_segmentation(photo: Photo) -> Segmentation:
     z = np.zeros(photo.pixels.shape[:2], np.float32)
     return Segmentation(hair=z, skin=z + 1, body=z, background=z)
@@ -79,6 +97,25 @@ def test_every_shared_photo_gives_a_closed_metric_textured_head(path: Path):
     assert face_px.std(0).mean() > 8
     assert 40 < np.mean(head.skin_tone) < 250
     assert head.expression_removed.shape == (52,)
+    # inner parts stay inside: each eyeball is enclosed by its lids and socket (every ring and
+    # socket vertex outside the ball), teeth and tongue sit behind the lips
+    from vrhub.geometry.canonical_face import EYE_RING_L, EYE_RING_R, MOUTH_RING
+
+    for side, ring in (("L", EYE_RING_L), ("R", EYE_RING_R)):
+        ball = v[head.regions[f"eyeball_{side}"]].astype(float)
+        centre = ball.mean(0)
+        radius = np.linalg.norm(ball - centre, axis=1).mean()
+        around = np.concatenate([v[list(ring)], v[head.regions[f"eye_socket_{side}"]]]).astype(float)
+        assert np.linalg.norm(around - centre, axis=1).min() > radius
+    # the mouth pocket = cavity triangles closed by a fan over the lip ring
+    ring = np.asarray(MOUTH_RING)
+    cavity = set(head.regions["mouth_cavity"].tolist()) | set(ring.tolist())
+    pocket = t[np.isin(t, list(cavity)).all(1)].astype(np.int64)
+    verts = np.concatenate([v.astype(float), v[ring].mean(0, keepdims=True).astype(float)])
+    fan = np.stack([ring, np.roll(ring, -1), np.full(len(ring), len(v))], 1)
+    closed = verts[np.concatenate([pocket, fan])]
+    for name in ("teeth_upper", "teeth_lower", "tongue"):
+        assert _inside(v[head.regions[name]].astype(float), closed).all(), name
     q = head.quality
     assert {"yaw", "pitch", "roll", "warnings"} <= set(q)
 

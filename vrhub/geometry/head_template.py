@@ -83,7 +83,7 @@ SOCKET_RINGS = 6
 EYE_SEGMENTS, EYE_STACKS = 16, 12
 #: Mouth cavity ellipsoid semi-axes (cm); its front touches the inner lip ring.
 CAVITY_AXES = np.array([2.4, 1.8, 2.6])
-CAVITY_RINGS = 6
+CAVITY_RINGS = 8
 TEETH_SEGMENTS = 14
 #: Texture islands (u0, v0, u1, v1) in the atlas.
 SKIN_DISC_CENTRE = np.array([0.5, 0.5])
@@ -382,7 +382,7 @@ def _pocket(
         th = np.maximum(theta0, front_angle) * (1 - t) + np.pi * t
         dirs = np.stack([np.sin(th) * np.cos(azim), np.sin(th) * np.sin(azim), np.cos(th)], 1)
         on = centre + dirs * axes
-        w = _smoothstep(np.full((r, 1), t * 2.5))
+        w = _smoothstep(np.full((r, 1), t * 4.0))
         new.append(ring_pts * (1 - w) + on * w)
     verts = np.concatenate(new + [[centre - np.array([0, 0, axes[2]])]])
     tris = []
@@ -407,14 +407,16 @@ def _eye_centre(ring_pts: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return np.array([xy[0], xy[1], z])
 
 
-def _teeth_arch(cavity_centre: np.ndarray, upper: bool) -> tuple[np.ndarray, np.ndarray]:
+def _teeth_arch(
+    cavity_centre: np.ndarray, upper: bool, axes: np.ndarray = CAVITY_AXES
+) -> tuple[np.ndarray, np.ndarray]:
     """A closed swept arch of teeth inside the cavity ellipsoid: vertices (4*s, 3), triangles."""
-    a, b, c = CAVITY_AXES
+    a, b, c = axes
     y0, y1 = (0.05, 0.85) if upper else (-0.85, -0.05)
     yy = np.array([y0, y1])
     shrink = np.sqrt(1.0 - (np.abs(yy).max() / b) ** 2)
     phi = np.linspace(-np.radians(65), np.radians(65), TEETH_SEGMENTS + 1)
-    outer, inner = 0.78 * shrink, 0.62 * shrink
+    outer, inner = 0.7 * shrink, 0.55 * shrink
     z_back = -0.12 if not upper else 0.0
     pts = []
     for radius, y in ((outer, y0), (outer, y1), (inner, y1), (inner, y0)):
@@ -434,6 +436,35 @@ def _teeth_arch(cavity_centre: np.ndarray, upper: bool) -> tuple[np.ndarray, np.
     for end in (idx[0], idx[-1]):
         tris.append(np.array([[end[0], end[1], end[2]], [end[0], end[2], end[3]]]))
     return verts, _orient_closed(np.concatenate(tris).astype(np.int64), verts)
+
+
+TONGUE_OFFSET = np.array([0.0, -0.8, -0.4])
+TONGUE_AXES = np.array([1.1, 0.38, 1.4])
+SOCKET_MARGIN = 0.15
+
+
+def _mouth_parts(lip_ring: np.ndarray, axes_scale: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Cavity (new vertices only, local triangles over ring + new), teeth and tongue for a lip ring.
+
+    lip_ring : (20, 3) the inner lip landmarks; axes_scale : (3,) scale of the cavity ellipsoid
+    (and everything in it) relative to the canonical sizes. Returns name -> (vertices, triangles)
+    with the cavity's triangles indexing [ring, new vertices] and the others their own vertices.
+    """
+    axes = CAVITY_AXES * axes_scale
+    centre = lip_ring.mean(0) - np.array([0.0, 0.0, axes[2]])
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    parts["mouth_cavity"] = _pocket(lip_ring, centre, axes, CAVITY_RINGS, front_angle=np.radians(35))
+    for name, upper in (("teeth_upper", True), ("teeth_lower", False)):
+        parts[name] = _teeth_arch(centre, upper, axes)
+    unit, tt = _uv_sphere(12, 8)
+    parts["tongue"] = (centre + TONGUE_OFFSET * axes_scale + unit * TONGUE_AXES * axes_scale, tt)
+    parts["_centre"] = (centre[None], np.zeros((0, 3), np.int64))
+    return parts
+
+
+def _socket(lid_ring: np.ndarray, eye_centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The eye-socket pocket behind a lid ring, wrapping the eyeball at a small margin."""
+    return _pocket(lid_ring, eye_centre, np.full(3, EYE_RADIUS + SOCKET_MARGIN), SOCKET_RINGS, 0.0)
 
 
 def _island(points2d: np.ndarray, name: str, margin: float = 0.06) -> np.ndarray:
@@ -538,8 +569,7 @@ def build_head_template(face: CanonicalFace) -> HeadTemplate:
         rp = fv[ring]
         centre = _eye_centre(rp, rp[:, :2].mean(0))
         eye_centres.append(centre)
-        pocket_axes = np.full(3, EYE_RADIUS + 0.15)
-        pv, pt = _pocket(rp, centre, pocket_axes, SOCKET_RINGS, front_angle=0.0)
+        pv, pt = _socket(rp, centre)
         local = np.concatenate([ring, count + np.arange(len(pv))])
         verts.append(pv)
         all_v = np.concatenate(verts)
@@ -563,9 +593,9 @@ def build_head_template(face: CanonicalFace) -> HeadTemplate:
     # ---- mouth cavity, teeth, tongue
     mouth = np.asarray(MOUTH_RING)
     mp_ = fv[mouth]
-    lip_centre = mp_.mean(0)
-    cavity_centre = lip_centre - np.array([0.0, 0.0, CAVITY_AXES[2]])
-    cv, ct = _pocket(mp_, cavity_centre, CAVITY_AXES, CAVITY_RINGS, front_angle=np.radians(35))
+    mouth_parts = _mouth_parts(mp_, np.ones(3))
+    cavity_centre = mouth_parts["_centre"][0][0]
+    cv, ct = mouth_parts["mouth_cavity"]
     local = np.concatenate([mouth, count + np.arange(len(cv))])
     verts.append(cv)
     all_v = np.concatenate(verts)
@@ -575,21 +605,20 @@ def build_head_template(face: CanonicalFace) -> HeadTemplate:
     uvs.append(_island(np.concatenate([cv[:, :2], mp_[:, :2]]), "mouth")[: len(cv)])
     regions["mouth_cavity"] = count + np.arange(len(cv))
     count += len(cv)
-    for name, upper in (("teeth_upper", True), ("teeth_lower", False)):
-        tv, tt = _teeth_arch(cavity_centre, upper)
+    for name in ("teeth_upper", "teeth_lower"):
+        tv, tt = mouth_parts[name]
         verts.append(tv)
         tris.append(tt + count)
         parts.append(np.full(len(tt), 2, np.int8))
         uvs.append(_island(tv[:, :2] - cavity_centre[:2], "teeth"))
         regions[name] = count + np.arange(len(tv))
         count += len(tv)
-    tongue_v, tongue_t = _uv_sphere(12, 8)
-    tongue_centre = cavity_centre + np.array([0.0, -0.9, -0.5])
-    tv = tongue_centre + tongue_v * np.array([1.2, 0.4, 1.5])
+    tv, tongue_t = mouth_parts["tongue"]
+    tongue_centre = cavity_centre + TONGUE_OFFSET
     verts.append(tv)
     tris.append(_orient(tongue_t, tv, tongue_centre, outward=True) + count)
     parts.append(np.full(len(tongue_t), 3, np.int8))
-    uvs.append(_island(tongue_v[:, [0, 2]] * [1, -1], "tongue"))
+    uvs.append(_island((tv - tongue_centre)[:, [0, 2]] * [1, -1], "tongue"))
     regions["tongue"] = count + np.arange(len(tv))
     count += len(tv)
 
@@ -683,9 +712,19 @@ def fit_head_template(
     disp = (resid[template.anchors] * template.anchor_weights[..., None]).sum(1)
     out = moved + disp * template.anchor_decay[:, None]
     out[:468] = p
+    # the pockets and what sits in them are rebuilt from the fitted rings (same topology), so the
+    # eyeballs stay inside their sockets and the teeth and tongue inside the mouth
     for k, side in enumerate(("L", "R")):
         ring = np.asarray(EYE_RING_L if side == "L" else EYE_RING_R)
         xy = iris[k, :2] if iris is not None else p[ring, :2].mean(0)
         centre = _eye_centre(p[ring], xy)
         out[template.regions[f"eyeball_{side}"]] = centre + template.eyeball_unit * EYE_RADIUS
+        out[template.regions[f"eye_socket_{side}"]] = _socket(p[ring], centre)[0]
+    lips = p[np.asarray(MOUTH_RING)]
+    canonical_lips = v0[np.asarray(MOUTH_RING)]
+    mouth_scale = np.clip(np.ptp(lips, axis=0) / np.maximum(np.ptp(canonical_lips, axis=0), 1e-6), 0.7, 1.4)
+    mouth_scale = np.array([mouth_scale[0], scale[1], scale[2]])
+    for name, (verts, _) in _mouth_parts(lips, mouth_scale).items():
+        if not name.startswith("_"):
+            out[template.regions[name]] = verts
     return FittedHead(vertices=out, scale=scale)
