@@ -389,3 +389,22 @@ def test_shapes_point_the_way_icts_artist_made_shapes_do():
     assert len(result) == 51, "every ARKit shape but tongueOut has an ICT counterpart"
     low = {name: round(w, 2) for name, (w, _) in result.items() if w < 0.7}
     assert not low, f"shapes below 0.7 cosine with ICT: {low}"
+
+
+@pytest.fixture(scope="module")
+def pipeline_built_head():
+    from head_fixture import face_photos, pipeline_head
+
+    name = "skimage_astronaut_eileen_collins.png"
+    if name not in face_photos():
+        pytest.skip("../shared/data/faces is absent")
+    head, _ = pipeline_head(name)
+    return head, compute_blendshapes(head.vertices, head.regions, triangles=head.triangles)[1]
+
+
+@pytest.mark.parametrize("name", BLENDSHAPE_NAMES)
+def test_shape_does_what_its_name_says_on_the_pipeline_head(pipeline_built_head, name):
+    """The same measurements on the head the real pipeline builds (its own template, eyeballs,
+    teeth, tongue and neck)."""
+    head, deltas = pipeline_built_head
+    CHECKS[name](lambda weights: Posed(head, deltas, weights))
