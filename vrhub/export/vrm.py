@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import pygltflib as g
 
-from vrhub.export.gltf_writer import GlbBuilder, asset_extras, build_avatar_scene
+from vrhub.export.gltf_writer import GlbBuilder, asset_extras, build_avatar_scene, encode_image
 from vrhub.geometry.blendshapes import VISEME_MIX
 from vrhub.pipeline.types import ARKIT_BLENDSHAPES, ExportOptions, Joint, RiggedAvatar
 
@@ -211,11 +211,8 @@ def write_vrm(avatar: RiggedAvatar, options: ExportOptions | None = None) -> byt
     ww = np.zeros((n_body, 4), np.float32)
     ww[:, 0] = 1.0
     ibm = np.tile(np.eye(4, dtype=np.float32), (len(order), 1, 1))
-    world = {}
-    for name in order:
-        world[name] = bones[name]
     for i, name in enumerate(order):
-        ibm[i, :3, 3] = -world[name]
+        ibm[i, :3, 3] = -bones[name]  # body bones have no rest rotation
     builder.gltf.skins.append(
         g.Skin(
             name="body_skeleton",
@@ -226,8 +223,6 @@ def write_vrm(avatar: RiggedAvatar, options: ExportOptions | None = None) -> byt
             ),
         )
     )
-    from vrhub.export.gltf_writer import encode_image
-
     tex = builder.texture(encode_image(_body_texture(avatar.head.skin_tone), 32, "png"), "image/png", "body")
     mat = builder.material("body", tex, roughness=0.9)
     prim = builder.primitive(
