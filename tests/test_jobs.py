@@ -25,7 +25,7 @@ async def test_a_job_builds_the_avatar_and_records_timings_and_attributes(
     body = await wait_for_avatar(client, created["id"])
     assert body["status"] == "ready" and body["error"] is None
     slots = {"detect", "segment", "reconstruct", "hair_attributes", "hair_model", "rig", "export"}
-    assert set(body["timings"]) == slots | {"export_extra"}  # export_extra: the VRM export
+    assert set(body["timings"]) == slots
     assert body["stages"]["reconstruct"] == "fixture"
     assert body["attributes"]["source"] == "fixture"
     assert body["progress"] == {"stage": "done", "fraction": 1.0, "attempts": 1}

@@ -1,6 +1,7 @@
 """The end-to-end promise: `vrhub serve` (real process, real stages, a build process), the
 equivalent of `curl -F photo=@astronaut.png /api/avatars`, progress over server-sent events, and a
-GLB that the Khronos glTF validator reports with 0 errors (also a low-LOD re-export)."""
+GLB that the Khronos glTF validator reports with 0 errors (also a low-LOD re-export and the VRM,
+which is made on first download)."""
 
 from __future__ import annotations
 
@@ -71,12 +72,16 @@ async def test_photo_to_validated_glb_through_a_running_hub(tmp_path: Path) -> N
             }
             assert set(final["timings"]) >= {"detect", "segment", "reconstruct", "rig", "export"}
             paths = []
-            for query in ("", "?lod=low&texture=512"):
-                async with session.get(base + created["urls"]["glb"] + query) as resp:
+            for url in (
+                final["urls"]["glb"],
+                final["urls"]["glb"] + "?lod=low&texture=512",
+                final["urls"]["vrm"],
+            ):
+                async with session.get(base + url) as resp:
                     assert resp.status == 200 and resp.content_type == "model/gltf-binary"
                     data = await resp.read()
                 assert data[:4] == b"glTF"
-                path = tmp_path / f"avatar{len(paths)}.glb"
+                path = tmp_path / f"avatar{len(paths)}.{url.rsplit('.', 1)[-1].split('?')[0]}"
                 path.write_bytes(data)
                 paths.append(path)
             assert paths[1].stat().st_size < paths[0].stat().st_size

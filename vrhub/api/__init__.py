@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_routes(health.routes)
     app.router.add_routes(plugins.routes)
     app.router.add_routes(avatars.routes)
+    app[avatars.export_locks_key] = weakref.WeakValueDictionary()

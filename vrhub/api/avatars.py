@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import json
 import re
+import weakref
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -24,6 +25,10 @@ from vrhub.pipeline.plugins import parse_selection
 from vrhub.pipeline.types import ExportOptions
 
 routes = web.RouteTableDef()
+#: Locks for on-demand exports, by (avatar id, variant name).
+export_locks_key: web.AppKey[weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock]] = web.AppKey(
+    "export_locks"
+)
 
 AVATAR_ID = r"{id:[0-9a-f]{32}}"
 ROOM_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -37,7 +42,7 @@ CACHE_CONTROL = "public, max-age=86400"
 def avatar_urls(avatar: Avatar) -> dict[str, str]:
     base = f"/api/avatars/{avatar.id}"
     urls = {"self": base, "glb": f"{base}.glb", "events": f"{base}/events"}
-    if "vrm" in avatar.blobs:
+    if avatar.status == "ready":
         urls["vrm"] = f"{base}.vrm"
     return urls
 
@@ -205,11 +210,9 @@ async def list_avatars(request: web.Request) -> web.Response:
     )
 
 
-def _export_options(request: web.Request) -> ExportOptions | None:
-    """Options from ?lod=&texture=&visemes=; None when they are the defaults the build used."""
+def _export_options(request: web.Request, fmt: str) -> ExportOptions:
+    """Export options from ?lod=&texture=&visemes= (defaults: what the build used)."""
     q = request.query
-    if not any(k in q for k in ("lod", "texture", "visemes")):
-        return None
     lod = q.get("lod", "high")
     if lod not in LODS:
         raise ApiError(400, "bad_lod", f"lod must be one of {', '.join(LODS)}.")
@@ -222,38 +225,47 @@ def _export_options(request: web.Request) -> ExportOptions | None:
     visemes_text = q.get("visemes", "1").lower()
     if visemes_text not in ("0", "1", "true", "false"):
         raise ApiError(400, "bad_visemes", "visemes must be 1 or 0.")
-    options = ExportOptions(
-        formats=("glb",), lod=lod, texture_size=texture, visemes=visemes_text in ("1", "true")
-    )
-    return None if options == ExportOptions(formats=("glb",)) else options
+    return ExportOptions(formats=(fmt,), lod=lod, texture_size=texture, visemes=visemes_text in ("1", "true"))
 
 
-async def _variant_key(request: web.Request, avatar: Avatar, options: ExportOptions) -> str:
-    """The blob of a re-export with ``options``, made (through the export slot) and cached on first use."""
+async def _variant_key(request: web.Request, avatar: Avatar, fmt: str, options: ExportOptions) -> str:
+    """The blob of an export with ``options``, made through the export slot from the stored rig on
+    first use and cached (LODs, texture sizes, and the VRM file, which builds do not make eagerly)."""
     app = request.app
-    name = f"glb:lod={options.lod},texture={options.texture_size},visemes={int(options.visemes)}"
-    variants = dict(avatar.blobs.get("variants", {}))
-    if name in variants and await asyncio.to_thread(app[blobs_key].exists, variants[name]):
-        return variants[name]
-    if "avatar" not in avatar.blobs:
-        raise ApiError(409, "no_source", "This avatar was stored without its rig; it cannot be re-exported.")
-    source = await asyncio.to_thread(app[blobs_key].get, avatar.blobs["avatar"])
-    export_name = (avatar.attributes.get("stages") or {}).get("export") or app[registry_key].defaults[
-        "export"
-    ]
-    try:
-        files = await app[jobs_key].reexport(source, export_name, options)
-    except Exception as exc:  # noqa: BLE001 - a failing export plugin is reported, not crashed on
-        raise ApiError(500, "export_failed", f"Re-exporting failed: {exc}") from None
-    if "glb" not in files:
-        raise ApiError(500, "export_failed", f"The export stage {export_name!r} produced no GLB.")
-    key = await asyncio.to_thread(app[blobs_key].put, files["glb"])
-    fresh = await queries.get_avatar(app[db_key], avatar.id)
-    if fresh is not None:
-        blobs = dict(fresh.blobs)
-        blobs["variants"] = {**blobs.get("variants", {}), name: key}
-        await queries.update_avatar(app[db_key], avatar.id, blobs=blobs)
-    return key
+    name = f"{fmt}:lod={options.lod},texture={options.texture_size},visemes={int(options.visemes)}"
+    async with _export_lock(app, avatar.id, name):
+        fresh = await queries.get_avatar(app[db_key], avatar.id)
+        variants = dict((fresh or avatar).blobs.get("variants", {}))
+        if name in variants and await asyncio.to_thread(app[blobs_key].exists, variants[name]):
+            return variants[name]
+        if "avatar" not in avatar.blobs:
+            raise ApiError(
+                409, "no_source", "This avatar was stored without its rig; it cannot be re-exported."
+            )
+        source = await asyncio.to_thread(app[blobs_key].get, avatar.blobs["avatar"])
+        stages = avatar.attributes.get("stages") or {}
+        export_name = stages.get("export") or app[registry_key].defaults["export"]
+        try:
+            files = await app[jobs_key].reexport(source, export_name, options)
+        except Exception as exc:  # noqa: BLE001 - a failing export plugin is reported, not crashed on
+            raise ApiError(500, "export_failed", f"Exporting {fmt.upper()} failed: {exc}") from None
+        if fmt not in files:
+            raise ApiError(
+                404, f"no_{fmt}", f"The export stage {export_name!r} does not write {fmt.upper()} files."
+            )
+        key = await asyncio.to_thread(app[blobs_key].put, files[fmt])
+        fresh = await queries.get_avatar(app[db_key], avatar.id)
+        if fresh is not None:
+            blobs = dict(fresh.blobs)
+            blobs["variants"] = {**blobs.get("variants", {}), name: key}
+            await queries.update_avatar(app[db_key], avatar.id, blobs=blobs)
+        return key
+
+
+def _export_lock(app: web.Application, avatar_id: str, name: str) -> asyncio.Lock:
+    """One export at a time per avatar and variant (concurrent first requests wait for the first)."""
+    locks = app[export_locks_key]
+    return locks.setdefault((avatar_id, name), asyncio.Lock())
 
 
 async def _download(request: web.Request, fmt: str) -> web.Response:
@@ -266,15 +278,11 @@ async def _download(request: web.Request, fmt: str) -> web.Response:
             else f"Avatar {avatar.id} is still {avatar.status}; follow {avatar_urls(avatar)['events']}."
         )
         raise ApiError(409, code, message, {"status": avatar.status})
-    options = _export_options(request) if fmt == "glb" else None
-    if options is not None:
-        key = await _variant_key(request, avatar, options)
-    elif fmt in avatar.blobs:
-        key = avatar.blobs[fmt]
+    options = _export_options(request, fmt)
+    if options == ExportOptions(formats=(fmt,)) and fmt in avatar.blobs:
+        key = avatar.blobs[fmt]  # made by the build
     else:
-        raise ApiError(
-            404, f"no_{fmt}", f"Avatar {avatar.id} has no {fmt.upper()} file (the export stage made none)."
-        )
+        key = await _variant_key(request, avatar, fmt, options)
     etag = f'"{key}"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:

@@ -86,7 +86,9 @@ class BuildRequest:
     max_bytes: int = 15 * 1024 * 1024
     max_pixels: int = 40_000_000
     stage_timeout: float | None = 120.0
-    formats: tuple[str, ...] = ("glb", "vrm")
+    #: GLB always; other formats listed here are made too (a failure costs a warning). The hub
+    #: makes VRM on first download instead, to keep builds short.
+    formats: tuple[str, ...] = ("glb",)
     plugin_modules: tuple[str, ...] | None = None
 
 
