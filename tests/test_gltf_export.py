@@ -214,3 +214,14 @@ def test_contact_sheet_reads_targets_back_from_the_glb_and_draws_every_one(expor
 
     sheet = np.asarray(Image.open(out).convert("RGB"), np.int16)
     assert sheet.shape[1] == 8 * 2 * 60 and sheet.shape[0] > 8 * 60  # 68 tiles in 9 rows
+
+
+def test_morph_targets_carry_normal_deltas_where_the_surface_bends(exported, avatar):
+    doc = glb_json(exported["high"].read_bytes())
+    prim = doc["meshes"][0]["primitives"][0]
+    jaw = prim["targets"][ARKIT_BLENDSHAPES.index("jawOpen")]
+    assert set(jaw) == {"POSITION", "NORMAL"}
+    normals = doc["accessors"][jaw["NORMAL"]]
+    assert "sparse" in normals and normals["sparse"]["count"] > 50
+    sil = prim["targets"][len(ARKIT_BLENDSHAPES) + VISEMES.index("viseme_sil")]
+    assert doc["accessors"][sil["NORMAL"]]["sparse"]["count"] == 1  # nothing moves: one zero row

@@ -34,19 +34,33 @@ _COMPONENT = {
 _TYPE = {1: g.SCALAR, 2: g.VEC2, 3: g.VEC3, 4: g.VEC4, 16: g.MAT4}
 
 
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(n, 3) float32 unit area-weighted vertex normals; +Z for vertices in no triangle."""
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, incidence: Any = None) -> np.ndarray:
+    """(n, 3) float32 unit area-weighted vertex normals; +Z for vertices in no triangle.
+
+    incidence : optional (n, m) sparse vertex-triangle matrix from :func:`triangle_incidence`
+    (reuse it when computing normals of many poses of one mesh).
+    """
     v = np.asarray(vertices, np.float64)
     t = np.asarray(triangles, np.int64)
     fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, t[:, k], fn)
+    if incidence is None:
+        incidence = triangle_incidence(t, len(v))
+    n = np.asarray(incidence @ fn)
     length = np.linalg.norm(n, axis=1, keepdims=True)
     bad = length[:, 0] < 1e-20
     n[bad] = (0.0, 0.0, 1.0)
     length[bad] = 1.0
     return (n / length).astype(np.float32)
+
+
+def triangle_incidence(triangles: np.ndarray, n: int) -> Any:
+    """(n, m) scipy CSR matrix with a 1 where vertex i is a corner of triangle j."""
+    from scipy.sparse import csr_matrix
+
+    t = np.asarray(triangles, np.int64)
+    rows = t.reshape(-1)
+    cols = np.repeat(np.arange(len(t)), 3)
+    return csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(t)))
 
 
 def json_safe(value: Any) -> Any:
@@ -79,7 +93,7 @@ def encode_image(pixels: np.ndarray, size: int, fmt: str) -> bytes:
     if fmt == "jpeg":
         img.convert("RGB").save(out, "JPEG", quality=88, optimize=True)
     else:
-        img.save(out, "PNG", optimize=True)
+        img.save(out, "PNG", compress_level=6)
     return out.getvalue()
 
 
@@ -131,8 +145,9 @@ class GlbBuilder:
         at least one row is always listed, as the spec requires count >= 1.
         """
         d = np.asarray(dense, np.float32).copy()
-        keep = np.flatnonzero(np.abs(d).max(1) >= tolerance)
-        d[np.setdiff1d(np.arange(len(d)), keep)] = 0.0
+        mask = np.abs(d).max(1) >= tolerance
+        d[~mask] = 0.0
+        keep = np.flatnonzero(mask)
         if len(keep) == 0:
             keep = np.array([0])
         idx_dtype = np.uint16 if len(d) <= 65535 else np.uint32
@@ -220,9 +235,11 @@ class GlbBuilder:
     ) -> g.Primitive:
         v = np.asarray(vertices, np.float32)
         t = np.asarray(triangles)
+        incidence = triangle_incidence(t, len(v))
+        rest_normals = normals if normals is not None else vertex_normals(v, t, incidence)
         attrs = g.Attributes(
             POSITION=self.accessor(v, minmax=True),
-            NORMAL=self.accessor(normals if normals is not None else vertex_normals(v, t)),
+            NORMAL=self.accessor(rest_normals),
         )
         if uvs is not None:
             attrs.TEXCOORD_0 = self.accessor(np.asarray(uvs, np.float32))
@@ -240,7 +257,29 @@ class GlbBuilder:
             mode=g.TRIANGLES,
         )
         if targets:
-            prim.targets = [g.Attributes(POSITION=self.sparse_vec3(d)) for d in targets]
+            prim.targets = []
+            tt = t.astype(np.int64)
+            vv = v.astype(np.float64)
+            face_rest = np.cross(vv[tt[:, 1]] - vv[tt[:, 0]], vv[tt[:, 2]] - vv[tt[:, 0]])
+            for d in targets:
+                # normal deltas where the shape bends the surface, so engines shade expressions right;
+                # only triangles with a moving corner are recomputed
+                moving = np.abs(d).max(1) > 0
+                tri = np.flatnonzero(moving[tt].any(1))
+                dn = np.zeros_like(rest_normals)
+                if len(tri):
+                    p = vv + d
+                    face = face_rest.copy()
+                    c = tt[tri]
+                    face[tri] = np.cross(p[c[:, 1]] - p[c[:, 0]], p[c[:, 2]] - p[c[:, 0]])
+                    touched = np.unique(c)
+                    nsum = np.asarray(incidence[touched] @ face)
+                    length = np.linalg.norm(nsum, axis=1, keepdims=True)
+                    ok = length[:, 0] > 1e-20
+                    dn[touched[ok]] = nsum[ok] / length[ok] - rest_normals[touched[ok]]
+                prim.targets.append(
+                    g.Attributes(POSITION=self.sparse_vec3(d), NORMAL=self.sparse_vec3(dn, 4e-3))
+                )
         return prim
 
     def to_glb(self) -> bytes:
