@@ -47,6 +47,15 @@ def init_worker(queue: multiprocessing.queues.Queue | None) -> None:
     _progress_queue = queue
 
 
+def warm_up(plugin_modules: Sequence[str] | None = None) -> int:
+    """Run in each pool process at hub start: import the stage plugins (numpy, OpenCV, mediapipe,
+    onnxruntime ...) before the first photo arrives. Returns the pid."""
+    import os
+
+    load_plugins(plugin_modules)
+    return os.getpid()
+
+
 def load_plugins(
     plugin_modules: Sequence[str] | None = None, defaults: dict[str, str] | None = None
 ) -> tuple[pluggy.PluginManager, StageRegistry]:

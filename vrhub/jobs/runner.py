@@ -31,7 +31,7 @@ from vrhub.blobs import BlobStore
 from vrhub.config import Settings
 from vrhub.db import avatars as queries
 from vrhub.db.models import Avatar, Job
-from vrhub.jobs.build import BuildRequest, build_avatar, init_worker, reexport
+from vrhub.jobs.build import BuildRequest, build_avatar, init_worker, reexport, warm_up
 from vrhub.pipeline.plugins import parse_selection
 from vrhub.pipeline.types import ExportOptions
 
@@ -99,6 +99,8 @@ class JobRunner:
             )
             self._drain = threading.Thread(target=self._drain_progress, name="vrhub-progress", daemon=True)
             self._drain.start()
+            for _ in range(self.settings.job_workers):  # start the processes and import the plugins now
+                self._executor.submit(warm_up, self.plugin_modules)
         released = await queries.release_dead_local_leases(
             self.db, hostname=socket.gethostname(), current_owner=self.owner, is_alive=_pid_alive
         )
