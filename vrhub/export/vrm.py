@@ -296,7 +296,13 @@ def write_vrm(avatar: RiggedAvatar, options: ExportOptions | None = None) -> byt
             "rangeMapVerticalDown": {"inputMaxValue": 90.0, "outputScale": float(degrees["down"])},
             "rangeMapVerticalUp": {"inputMaxValue": 90.0, "outputScale": float(degrees["up"])},
         },
-        "firstPerson": {"meshAnnotations": [{"node": head_node, "type": "thirdPersonOnly"}]},
+        "firstPerson": {
+            "meshAnnotations": [
+                {"node": node, "type": "thirdPersonOnly"}
+                for node in (head_node, parts.hair_node)
+                if node is not None
+            ]
+        },
     }
     builder.gltf.extensionsUsed = ["VRMC_vrm"]
     builder.gltf.extensions = {"VRMC_vrm": vrmc}
