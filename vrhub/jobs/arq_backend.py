@@ -6,7 +6,8 @@ whose worker died is retried once its lease expires (arq re-delivers it; the hub
 re-enqueues rows with dead leases). Blobs are written by the worker, so every worker and hub must
 see the same blob folder (one machine, or a shared volume).
 
-The queue name is ``VRHUB_QUEUE_NAME`` (default ``vrhub:jobs``); tests use a unique one.
+The queue is ``<VRHUB_REDIS_PREFIX>:jobs`` (default ``vrhub:jobs``), or ``VRHUB_QUEUE_NAME``; tests
+use a unique one.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from vrhub.jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = "vrhub:jobs"
 
-
-def queue_name() -> str:
-    return os.environ.get("VRHUB_QUEUE_NAME") or DEFAULT_QUEUE
+def queue_name(settings: Settings) -> str:
+    """``VRHUB_QUEUE_NAME`` if set, else ``<redis_prefix>:jobs`` (the prefix the rooms use too)."""
+    prefix = getattr(settings, "redis_prefix", "") or "vrhub"
+    return os.environ.get("VRHUB_QUEUE_NAME") or f"{prefix}:jobs"
 
 
 def _arq_job_id(job_id: str) -> str:
@@ -47,7 +48,7 @@ class ArqQueue:
     def __init__(self, settings: Settings, runner: JobRunner, *, queue: str | None = None):
         self.settings = settings
         self.runner = runner
-        self.queue = queue or queue_name()
+        self.queue = queue or queue_name(settings)
         self.pool: ArqRedis | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -194,7 +195,7 @@ def make_worker(
         functions=[
             func(build_job, name="build_job", timeout=timeout, max_tries=settings.job_max_attempts + 2)
         ],
-        queue_name=queue or queue_name(),
+        queue_name=queue or queue_name(settings),
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=_startup,
         on_shutdown=_shutdown,
