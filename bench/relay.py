@@ -55,9 +55,15 @@ def free_port() -> int:
 
 def proc_cpu(pid: int) -> float:
     """user+system CPU seconds of a process (and its threads)."""
+    user, system = proc_cpu_split(pid)
+    return user + system
+
+
+def proc_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (and its threads)."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    return int(fields[11]) / CLK, int(fields[12]) / CLK
 
 
 def redis_pid() -> int | None:
@@ -109,6 +115,9 @@ class Server:
 
     def cpu(self) -> float:
         return sum(proc_cpu(p.pid) for p in self.procs)
+
+    def cpu_system(self) -> float:
+        return sum(proc_cpu_split(p.pid)[1] for p in self.procs)
 
     def stop(self) -> None:
         for p in self.procs:
@@ -192,6 +201,7 @@ class Point:
     gen_cpu: float = float("nan")
     redis_cpu: float = float("nan")
     us_per_op: float = float("nan")
+    kernel_share: float = float("nan")
     error: str = ""
 
 
@@ -238,12 +248,12 @@ def run_point(server: Server, n: int, args: argparse.Namespace, tag: str) -> Poi
             g.stdin.flush()  # type: ignore[union-attr]
         time.sleep(max(0.0, start_at + args.warmup - time.time()))
         rpid = redis_pid() if server.redis_prefix else None
-        cpu0, r0 = server.cpu(), (proc_cpu(rpid) if rpid else 0.0)
+        cpu0, r0, sys0 = server.cpu(), (proc_cpu(rpid) if rpid else 0.0), server.cpu_system()
         t = time.monotonic()
         c0 = server.counters()
         slow_stats = time.monotonic() - t > 1.0
         time.sleep(max(0.0, start_at + args.warmup + args.duration - time.time()))
-        cpu1, r1 = server.cpu(), (proc_cpu(rpid) if rpid else 0.0)
+        cpu1, r1, sys1 = server.cpu(), (proc_cpu(rpid) if rpid else 0.0), server.cpu_system()
         t = time.monotonic()
         c1 = server.counters()
         slow_stats = slow_stats or time.monotonic() - t > 1.0
@@ -277,6 +287,7 @@ def run_point(server: Server, n: int, args: argparse.Namespace, tag: str) -> Poi
     point.superseded = 100.0 * d_sup / d_in if d_in else 0.0
     point.lost = max(0.0, 100.0 - point.delivered - point.superseded)
     point.server_cpu = 100.0 * (cpu1 - cpu0) / args.duration
+    point.kernel_share = 100.0 * (sys1 - sys0) / (cpu1 - cpu0) if cpu1 > cpu0 else float("nan")
     point.gen_cpu = 100.0 * sum(r["cpu_s"] for r in results) / args.duration
     point.redis_cpu = 100.0 * (r1 - r0) / args.duration if rpid else float("nan")
     # An overloaded server answers its stats late: then the counters do not match the window.
@@ -296,13 +307,13 @@ def fmt(v: float, digits: int = 0) -> str:
 def table(points: list[Point]) -> str:
     rows = [
         "| server | N | p50 ms | p99 ms | delivered % | superseded % | lost % | server CPU % | generators CPU % "
-        "| Redis CPU % | server µs per (frame in + msg out) | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| Redis CPU % | server µs per (frame in + msg out) | server CPU in kernel % | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for p in points:
         rows.append(
             f"| {p.server} | {p.n} | {fmt(p.p50)} | {fmt(p.p99)} | {fmt(p.delivered, 2)} | {fmt(p.superseded, 2)} "
-            f"| {fmt(p.lost, 2)} | {fmt(p.server_cpu)} | {fmt(p.gen_cpu)} | {fmt(p.redis_cpu)} | {fmt(p.us_per_op, 1)} | {p.error} |"
+            f"| {fmt(p.lost, 2)} | {fmt(p.server_cpu)} | {fmt(p.gen_cpu)} | {fmt(p.redis_cpu)} | {fmt(p.us_per_op, 1)} | {fmt(p.kernel_share)} | {p.error} |"
         )
     return "\n".join(rows)
 
