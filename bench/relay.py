@@ -388,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
                     break
         finally:
             server.stop()
+    print(
+        f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine competes for the cores)"
+    )
     print()
     print(table(points))
     print()
