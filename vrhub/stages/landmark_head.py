@@ -1,9 +1,11 @@
 """Builtin ``reconstruct`` stage "landmark_head": the photo's face landmarks in vrhub's head template.
 
 1. **Pose and scale.** The 478 landmarks (pixels, mediapipe's relative depth) are brought into the
-   head frame with the detect stage's weighted Procrustes pose (``R^T (p - t) / s``), then scaled so
-   the iris centres are :data:`INTERPUPILLARY_CM` apart (the adult mean, 6.3 cm: one photo has
-   no absolute scale).
+   head frame with the detect stage's weighted Procrustes pose (``R^T (p - t) / s``), which also
+   scales them to the life-size canonical face; the size is then the geometric mean of that and
+   the size that puts the iris centres :data:`INTERPUPILLARY_CM` apart (the adult mean, 6.3 cm:
+   one photo has no absolute scale). Measured on GRID video frames of one speaker, the mean is
+   steadier than either cue alone.
 2. **Symmetry.** The face is blended half-way with its mirror image (mirrored landmark pairs of
    the canonical mesh); more when the head is turned, because mediapipe's depth of the far side
    is a guess.
@@ -103,13 +105,15 @@ def glasses_score(photo: np.ndarray, landmarks: np.ndarray) -> float:
 
 
 def face_in_head_frame(face: FaceObservation) -> np.ndarray:
-    """(478, 3) float64 landmarks in the head frame, centimetres (pose removed, iris-scaled)."""
+    """(478, 3) float64 landmarks in the head frame, centimetres (pose removed, scaled as above)."""
     lm = np.asarray(face.landmarks, np.float64)
     rot, scale, t = head_pose(lm)
     p = ((lm * np.array([1.0, -1.0, -1.0]) - t) @ rot) / scale
     ipd = float(np.linalg.norm(p[IRIS_LEFT] - p[IRIS_RIGHT]))
     if ipd > 1e-6:
-        p *= INTERPUPILLARY_CM / ipd
+        # geometric mean of the two size cues: the iris prior and the Procrustes fit to the
+        # (life-size) canonical face; the iris centres alone jitter by a pixel or two on small faces
+        p *= np.sqrt(INTERPUPILLARY_CM / ipd)
     return p
 
 

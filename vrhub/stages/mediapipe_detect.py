@@ -177,8 +177,8 @@ def yaw_pitch_roll(rot: np.ndarray) -> tuple[float, float, float]:
     """Degrees from a camera-from-head rotation (camera x right, y up, z toward the viewer).
 
     yaw > 0: the head turns to its own left (nose toward image right); pitch > 0: looks up;
-    roll > 0: the head tilts toward its own right shoulder... i.e. counter-clockwise as the viewer
-    sees the image.
+    roll > 0: the head's left side (+X, image right) rises, i.e. the head tilts toward its own
+    right shoulder, counter-clockwise as the viewer sees the image.
     """
     fwd = rot[:, 2]
     yaw = np.arctan2(fwd[0], fwd[2])
