@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import threading
 import time
@@ -66,6 +67,17 @@ class PipelineResult:
     attributes: HairAttributes
     warnings: list[str] = field(default_factory=list)
     stages: dict[str, str] = field(default_factory=dict)  # slot -> implementation name
+
+
+def _json_safe(value: Any) -> Any:
+    """Tuples to lists and numpy scalars to Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
 
 
 @contextlib.contextmanager
@@ -140,6 +152,11 @@ def run_pipeline(
     attrs: HairAttributes = step("hair_attributes", photo, face, seg)
     hair: HairModel = step("hair_model", attrs, head)
     avatar: RiggedAvatar = step("rig", head, hair)
+    # The rig never sees the photo's analysis; carry it along so exports can record it.
+    avatar = dataclasses.replace(
+        avatar,
+        attributes={**avatar.attributes, "hair": _json_safe(dataclasses.asdict(attrs))},
+    )
     exported: ExportedFiles = step("export", avatar, options)
     if progress:
         progress("done", 1.0)
