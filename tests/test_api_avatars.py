@@ -170,3 +170,23 @@ async def test_a_room_is_told_when_its_avatar_is_ready(client: Any, tiny_photo_b
     assert told == [("class-7b", created["id"], created["urls"]["glb"])]
     bad = await upload(client, tiny_photo_bytes, room="no spaces/please")
     assert bad.status == 400 and (await bad.json())["error"]["code"] == "bad_room"
+
+
+async def test_deleting_an_avatar_while_it_builds_leaves_no_blobs_behind(
+    client: Any, tiny_photo_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    monkeypatch.setenv("HUB_TEST_SLEEP_SECONDS", "1.5")
+    created = await (await upload(client, tiny_photo_bytes, stages="reconstruct:sleepy")).json()
+    while (await (await client.get(created["urls"]["self"])).json())["progress"]["stage"] != "reconstruct":
+        await asyncio.sleep(0.05)
+    resp = await client.delete(created["urls"]["self"], headers={"X-Owner-Token": created["owner_token"]})
+    assert resp.status == 200
+    store = client.server.app[blobs_key]
+    for _ in range(100):  # the build finishes, finds its avatar gone and removes what it stored
+        await asyncio.sleep(0.1)
+        if not [p for p in store.root.rglob("*") if p.is_file()]:
+            break
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+    assert (await client.get(created["urls"]["self"])).status == 404
