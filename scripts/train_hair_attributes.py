@@ -186,6 +186,7 @@ def candidates():
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
 
     return {
         "logreg_c0.3": lambda: make_pipeline(
@@ -193,6 +194,13 @@ def candidates():
         ),
         "logreg_c0.05": lambda: make_pipeline(
             StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=3000)
+        ),
+        "logreg_c0.01": lambda: make_pipeline(
+            StandardScaler(), LogisticRegression(C=0.01, class_weight="balanced", max_iter=3000)
+        ),
+        "svc_rbf": lambda: make_pipeline(
+            StandardScaler(),
+            SVC(C=1.0, gamma="scale", class_weight="balanced", probability=True, random_state=SEED),
         ),
         "forest": lambda: make_pipeline(
             StandardScaler(),

@@ -1,0 +1,154 @@
+"""The learned hair-attribute stage on real portraits, its model file, and robustness to lighting."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from hair_testing import observed, relit_variants
+
+from vrhub.hair.attributes_model import ATTRIBUTE_CLASSES, MODEL_PATH, HairAttributeModel, onnx_providers
+from vrhub.hair.features import FEATURE_NAMES, FEATURES_VERSION, measure_hair
+from vrhub.hair.offline_face import observe_face
+from vrhub.pipeline.types import HairAttributes, Photo
+from vrhub.stages.landmark_segment import landmark_segment
+from vrhub.stages.no_hair import no_hair_attributes, no_hair_model
+from vrhub.stages.onnx_hair_attributes import onnx_hair_attributes
+
+
+def test_model_file_is_small_and_carries_its_provenance():
+    assert MODEL_PATH.stat().st_size <= 5 * 1024 * 1024
+    meta = json.loads(MODEL_PATH.with_suffix(".json").read_text())
+    assert meta["features_version"] == FEATURES_VERSION
+    assert meta["feature_names"] == list(FEATURE_NAMES)
+    assert re.fullmatch(r"[0-9a-f]{64}", meta["data"]["sha256"])
+    for attr in ("length", "texture"):
+        m = meta["metrics"][attr]
+        assert 0 <= m["heldout_balanced_accuracy"] <= 1 and m["heldout_n"] > 50
+        assert len(m["heldout_confusion"]["matrix"]) == len(ATTRIBUTE_CLASSES[attr])
+
+
+def test_model_runs_on_the_best_onnxruntime_provider():
+    import onnxruntime as ort
+
+    providers = onnx_providers()
+    assert providers[-1] == "CPUExecutionProvider"
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert providers[0] == "CUDAExecutionProvider"
+    model = HairAttributeModel()
+    probs = model.predict(np.zeros(len(FEATURE_NAMES), np.float32))
+    for attr, classes in ATTRIBUTE_CLASSES.items():
+        assert set(probs[attr]) == set(classes)
+        assert abs(sum(probs[attr].values()) - 1.0) < 1e-3
+
+
+def _attrs(rel: str) -> HairAttributes:
+    return onnx_hair_attributes(*observed(rel))
+
+
+def test_attributes_are_complete_with_confidences():
+    a = _attrs("faces/skimage_astronaut_eileen_collins.png")
+    assert a.source.startswith("onnx")
+    assert a.length in ATTRIBUTE_CLASSES["length"]
+    assert a.texture in ATTRIBUTE_CLASSES["texture"]
+    assert a.spikiness in ("flat", "tousled", "spiky")
+    assert a.fringe in ("none", "partial", "full")
+    assert a.parting in ("none", "left", "centre", "right")
+    assert a.baldness in ATTRIBUTE_CLASSES["baldness"]
+    assert a.headwear in ("none", "hat", "scarf")
+    assert len(a.colour_rgb) == 3 and all(0 <= c <= 255 for c in a.colour_rgb)
+    for key in ("length", "texture", "spikiness", "fringe", "parting", "baldness", "colour", "headwear"):
+        assert 0.0 <= a.confidence[key] <= 1.0, key
+
+
+def test_bald_head_is_not_given_hair():
+    a = _attrs("hair/congress_C000984.jpg")  # labelled bald
+    assert a.length in ("bald", "buzz")
+    assert a.baldness != "none"
+
+
+def test_long_hair_is_not_called_short():
+    a = _attrs("hair/congress_A000368.jpg")  # labelled long, straight
+    assert a.length in ("medium", "long")
+    assert a.texture == "straight"
+
+
+def test_shoulder_length_hair_is_medium():
+    for rel in ("hair/congress_C001066.jpg", "hair/congress_R000435.jpg"):  # both labelled medium
+        assert _attrs(rel).length == "medium", rel
+
+
+def test_dark_hair_colour_is_dark_and_grey_is_light():
+    dark = _attrs("hair/congress_A000368.jpg")
+    grey = _attrs("faces/congress_C000537.jpg")  # short grey hair
+    assert sum(dark.colour_rgb) < sum(grey.colour_rgb)
+
+
+def test_a_hat_is_never_guessed_as_bald():
+    a = _attrs("faces/congress_W000808.jpg")  # a hat hides the hair
+    assert a.length != "bald" and a.baldness != "full"
+
+
+ROBUST_PHOTOS = (
+    "faces/congress_C001080.jpg",
+    "faces/congress_G000571.jpg",
+    "hair/congress_A000368.jpg",
+    "hair/congress_C001066.jpg",
+    "hair/congress_B001231.jpg",
+    "faces/congress_C000537.jpg",
+)
+
+
+def test_same_attributes_for_relit_variants():
+    """Directional light, gamma 0.6 / 1.6 and a warm colour cast keep length, headwear and (for
+    hair that has one) texture in at least 80 % of the (photo, variant) pairs (measured: 20 of 24;
+    the misses are medium/long borderlines and one straight/wavy). Colour names are not compared:
+    the model reads absolute colour, which gamma changes."""
+    agree, total = 0, 0
+    for rel in ROBUST_PHOTOS:
+        photo, face, seg = observed(rel)
+        base = onnx_hair_attributes(photo, face, seg)
+        for pixels in relit_variants(photo.pixels).values():
+            p = Photo(pixels=pixels, name=photo.name)
+            f = observe_face(p)
+            a = onnx_hair_attributes(p, f, landmark_segment(p, f))
+            same = a.length == base.length and a.headwear == base.headwear
+            if base.length not in ("bald", "buzz"):
+                same = same and a.texture == base.texture
+            agree += same
+            total += 1
+    assert agree / total >= 0.8, f"{agree}/{total}"
+
+
+def test_features_are_finite_and_resolution_independent():
+    """Features are measured on a face-normalised crop: a 2/3-size copy gives the same hair area.
+    (congress_C001066 is a known exception: its GrabCut result flips between two solutions.)"""
+    import cv2
+
+    i = FEATURE_NAMES.index("area")
+    for rel in ("hair/congress_R000435.jpg", "faces/congress_C000537.jpg"):
+        photo, face, seg = observed(rel)
+        v = measure_hair(photo, face, seg).vector
+        assert v.shape == (len(FEATURE_NAMES),) and np.isfinite(v).all()
+        size = (photo.width * 2 // 3, photo.height * 2 // 3)
+        small = Photo(pixels=cv2.resize(photo.pixels, size, interpolation=cv2.INTER_AREA))
+        f2 = observe_face(small)
+        v2 = measure_hair(small, f2, landmark_segment(small, f2)).vector
+        assert abs(v2[i] - v[i]) / v[i] < 0.1, rel
+
+
+def test_no_hair_stages_say_so():
+    photo, face, seg = observed("faces/skimage_astronaut_eileen_collins.png")
+    a = no_hair_attributes(photo, face, seg)
+    assert a.source == "none" and a.confidence == {}
+    assert no_hair_model(a, None).is_empty  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("attr", ["length", "texture"])
+def test_heldout_metrics_are_recorded_beside_plain_accuracy(attr):
+    meta = json.loads(MODEL_PATH.with_suffix(".json").read_text())
+    m = meta["metrics"][attr]
+    assert "heldout_accuracy" in m and "heldout_balanced_accuracy" in m
+    assert attr in meta["shared_portraits"]
