@@ -25,6 +25,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "vrhub.stages.landmark_segment",
     "vrhub.stages.landmark_head",
     "vrhub.stages.no_hair",
+    "vrhub.stages.onnx_hair_attributes",
+    "vrhub.stages.procedural_hair",
     "vrhub.stages.procedural_rig",
     "vrhub.stages.gltf_export",
 )
@@ -34,8 +36,8 @@ BUILTIN_DEFAULTS: dict[str, str] = {
     "detect": "mediapipe",
     "segment": "landmarks",
     "reconstruct": "landmark_head",
-    "hair_attributes": "none",
-    "hair_model": "none",
+    "hair_attributes": "onnx",
+    "hair_model": "procedural",
     "rig": "procedural",
     "export": "gltf",
 }
