@@ -99,7 +99,7 @@ ISLANDS: dict[str, tuple[float, float, float, float]] = {
 SCALP_NECK_Y = -2.5
 #: Nearest face vertices each non-face vertex follows when the face is fitted.
 N_ANCHORS = 8
-ANCHOR_SIGMA = 3.0
+ANCHOR_SIGMA = 5.0
 
 REGION_NAMES = (
     "face",
