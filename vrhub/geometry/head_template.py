@@ -658,6 +658,8 @@ def _anchors(
     w = 1.0 / np.maximum(dn, 1e-3) ** 2
     w /= w.sum(1, keepdims=True)
     decay = np.exp(-((dn[:, 0] / ANCHOR_SIGMA) ** 2))
+    # nothing near the neck cut follows the face: the cut stays flat
+    decay *= _smoothstep((vertices[:, 1] - NECK_CUT_Y) / 4.0)
     for name in ("mouth_cavity", "teeth_upper", "teeth_lower", "tongue", "eye_socket_L", "eye_socket_R"):
         decay[regions[name]] = 1.0
     idx[:468] = np.arange(468)[:, None]
