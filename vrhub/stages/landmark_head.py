@@ -250,7 +250,7 @@ def reconstruct_head(
         "expression_removed": {
             name: round(float(removed[i]), 3) for i, name in enumerate(ARKIT_BLENDSHAPES) if removed[i] > 0
         },
-        "warnings": warnings,
+        "warnings": list(dict.fromkeys([*face.warnings, *warnings])),
     }
     return HeadModel(
         vertices=vertices_m,
