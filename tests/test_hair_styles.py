@@ -109,3 +109,31 @@ def test_parting_and_fringe_change_the_mesh(head):
 )
 def test_choose_style_follows_the_attributes(attrs, style):
     assert choose_style(HairAttributes(**attrs)) == style
+
+
+def test_every_style_exports_to_a_glb_the_khronos_validator_accepts(head, tmp_path):
+    """Each library style, rigged and exported: 0 validator errors; the hair is its own mesh with a
+    double-sided, alpha-tested (MASK) or blended material."""
+    from hair_testing import glb_json, validate_glbs
+
+    from vrhub.pipeline.types import ExportOptions
+    from vrhub.stages.gltf_export import gltf_export
+    from vrhub.stages.procedural_rig import procedural_rig
+
+    paths = []
+    for style in STYLE_NAMES:
+        hair = build_style(style, HairAttributes(colour_rgb=(90, 60, 35), fringe="partial"), head)
+        data = gltf_export(procedural_rig(head, hair), ExportOptions(texture_size=256, visemes=False)).files[
+            "glb"
+        ]
+        doc = glb_json(data)
+        if style != "bald":
+            mats = [m for m in doc["materials"] if m.get("name") == "hair"]
+            assert mats and mats[0]["doubleSided"] is True and mats[0]["alphaMode"] in ("MASK", "BLEND")
+            assert any(m.get("name") == "hair" for m in doc["meshes"])
+        path = tmp_path / f"{style}.glb"
+        path.write_bytes(data)
+        paths.append(path)
+    reports = validate_glbs(paths)
+    for path, report in reports.items():
+        assert report["numErrors"] == 0, (path, report["messages"][:5])
