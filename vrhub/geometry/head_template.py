@@ -202,14 +202,18 @@ def _ear_bump(dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         e = off / dist
         up = np.array([0.0, 1.0, 0.0]) - e[1] * e
         up /= np.linalg.norm(up)
-        back = np.cross(e, up)
+        back = np.array([0.0, 0.0, -1.0]) + e[2] * e
+        back /= np.linalg.norm(back)
         u = (dirs @ up) * dist / EAR_HALF_HEIGHT
-        v = (dirs @ back) * dist / EAR_HALF_WIDTH
+        # narrower toward the lobe, wider at the top
+        v = (dirs @ back) * dist / (EAR_HALF_WIDTH * (0.8 + 0.2 * np.clip(u, -1.0, 1.0)))
         front = (dirs @ e) > 0.5
         rho2 = u * u + v * v
         profile = np.clip(1.0 - rho2, 0.0, 1.0) ** 0.5
-        # a shallow bowl (the concha) inside a raised rim
-        profile *= 1.0 - 0.35 * np.exp(-rho2 / 0.18)
+        # the back edge (helix) stands further out than the front, as ears flare backward
+        profile *= 0.6 + 0.4 * np.clip((v + 1.0) / 2.0, 0.0, 1.0)
+        # a shallow bowl (the concha) in front of the middle
+        profile *= 1.0 - 0.35 * np.exp(-((u + 0.1) ** 2 + (v + 0.2) ** 2) / 0.15)
         h = np.where(front, EAR_HEIGHT * profile, 0.0)
         heights = heights + h
         masks.append(front & (rho2 < 1.0))
