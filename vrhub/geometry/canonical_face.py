@@ -234,4 +234,12 @@ def load_canonical_face(node_modules: Path | None = None) -> CanonicalFace:
     nearest ``node_modules`` above this package or the working directory.
     Raises :class:`CanonicalFaceMissing` with a message saying how to install it.
     """
+    if node_modules is None:
+        return _load(_default_package())
     return _load(find_face_mesh_package(node_modules).resolve())
+
+
+@lru_cache(maxsize=1)
+def _default_package() -> Path:
+    """The default package folder, looked up once per process (it is on every hot path)."""
+    return find_face_mesh_package(None).resolve()
