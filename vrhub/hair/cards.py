@@ -97,6 +97,7 @@ class ScalpSurface:
         rel = np.asarray(points, np.float64) - self.centre
         self.rho = np.linalg.norm(rel, axis=1)
         self.dirs = rel / np.maximum(self.rho[:, None], 1e-9)
+        self._map: np.ndarray | None = None
 
     @staticmethod
     def from_head(head: HeadModel) -> "ScalpSurface":
@@ -116,22 +117,46 @@ class ScalpSurface:
         """d : (n, 3) unit directions. Returns (n,) radius of the fitted ellipsoid."""
         return 1.0 / np.sqrt(((d / self.radii) ** 2).sum(axis=1))
 
-    def radius(self, d: np.ndarray, k: int = 6) -> np.ndarray:
-        """Radius of the head surface along directions d (n, 3): the largest radius among the k collision
-        vertices nearest in angle, or the ellipsoid where no vertex is near. Returns (n,) float64."""
-        d = np.asarray(d, np.float64)
-        ell = self.ellipsoid_radius(d)
-        if len(self.dirs) == 0:
-            return ell
-        out = np.empty(len(d))
-        for s in range(0, len(d), 2048):
-            dots = d[s : s + 2048] @ self.dirs.T  # (b, k)
-            kk = min(k, dots.shape[1])
-            nn = np.argpartition(-dots, kk - 1, axis=1)[:, :kk]
-            near = np.take_along_axis(dots, nn, axis=1)
-            r = np.where(near > np.cos(0.12), self.rho[nn], 0.0).max(axis=1)
-            out[s : s + 2048] = np.where(r > 0, r, ell[s : s + 2048] * 0.98)
-        return out
+    #: angular resolution of the radius map (bins over the polar angle; twice as many in azimuth)
+    MAP_ROWS = 90
+    #: angular reach of a vertex in the map (radians): hair clears every vertex within it
+    REACH = 0.12
+
+    def _radius_map(self) -> np.ndarray:
+        """(rows, 2 * rows) float64 head radius per direction bin: the largest vertex radius within
+        REACH of the bin, or 0.98 of the ellipsoid where no vertex is near. Built once."""
+        from scipy.ndimage import maximum_filter
+
+        rows, cols = self.MAP_ROWS, 2 * self.MAP_ROWS
+        grid = np.zeros((rows, cols))
+        if len(self.dirs):
+            i, j = self._bins(self.dirs)
+            np.maximum.at(grid, (i, j), self.rho)
+        reach = int(np.ceil(self.REACH / (np.pi / rows)))
+        grid = maximum_filter(grid, size=(2 * reach + 1, 2 * reach + 1), mode=("nearest", "wrap"))
+        pol = (np.arange(rows) + 0.5) * np.pi / rows
+        az = (np.arange(cols) + 0.5) * 2 * np.pi / cols - np.pi
+        P, A = np.meshgrid(pol, az, indexing="ij")
+        d = np.stack([np.sin(P) * np.sin(A), np.cos(P), np.sin(P) * np.cos(A)], -1).reshape(-1, 3)
+        ell = self.ellipsoid_radius(d).reshape(rows, cols) * 0.98
+        return np.where(grid > 0, grid, ell)
+
+    def _bins(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows, cols = self.MAP_ROWS, 2 * self.MAP_ROWS
+        pol = np.arccos(np.clip(d[:, 1], -1, 1))
+        az = np.arctan2(d[:, 0], d[:, 2])
+        i = np.clip((pol / np.pi * rows).astype(np.int64), 0, rows - 1)
+        j = np.clip(((az + np.pi) / (2 * np.pi) * cols).astype(np.int64), 0, cols - 1)
+        return i, j
+
+    def radius(self, d: np.ndarray) -> np.ndarray:
+        """Radius of the head surface along unit directions d (n, 3): the largest radius among the
+        collision vertices within REACH of the direction (a precomputed map), else the ellipsoid.
+        Returns (n,) float64."""
+        if self._map is None:
+            self._map = self._radius_map()
+        i, j = self._bins(np.asarray(d, np.float64))
+        return self._map[i, j]
 
     def project(self, d: np.ndarray, offset: float = SCALP_OFFSET) -> np.ndarray:
         """Points on the surface (plus ``offset`` outward) along unit directions d (n, 3). Returns (n, 3)."""
