@@ -49,10 +49,18 @@ def init_worker(queue: multiprocessing.queues.Queue | None) -> None:
 
 def warm_up(plugin_modules: Sequence[str] | None = None) -> int:
     """Run in each pool process at hub start: import the stage plugins (numpy, OpenCV, mediapipe,
-    onnxruntime ...) before the first photo arrives. Returns the pid."""
+    onnxruntime ...) and call each plugin's optional module-level ``warm_up()`` (model graphs,
+    template caches) before the first photo arrives. Returns the pid."""
     import os
 
-    load_plugins(plugin_modules)
+    pm, _ = load_plugins(plugin_modules)
+    for plugin in pm.get_plugins():
+        warm = getattr(plugin, "warm_up", None)
+        if callable(warm):
+            try:
+                warm()
+            except Exception:  # a failed warm-up only costs time; the job itself will report
+                log.exception("warm-up of plugin %s failed", pm.get_name(plugin))
     return os.getpid()
 
 
