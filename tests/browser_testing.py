@@ -43,7 +43,7 @@ async def chromium(extra_args: list[str] | None = None) -> AsyncIterator[Any]:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")),
-            args=CHROMIUM_ARGS,
+            args=CHROMIUM_ARGS + list(extra_args or []),
         )
         try:
             yield browser

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,22 +130,28 @@ async def test_two_pages_in_one_room_see_each_other_and_receive_frames(hub_url: 
 
 
 @pytest.fixture
-def fake_camera_file(tmp_path: Path) -> Path:
-    """The first speaker of the GRID clip as a Y4M file Chromium plays as its camera."""
+def fake_camera_file() -> Iterator[Path]:
+    """The first speaker of the GRID clip as a Y4M file Chromium plays as its camera.
+
+    Written to a temporary folder of its own, not pytest's tmp_path: pytest removes old basetemp
+    folders when other pytest processes start, and Chromium reads the file for the whole test.
+    """
     import shutil
     import subprocess
+    import tempfile
 
     if not VIDEO.is_file():
         pytest.skip("../shared/data/video is not present")
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
-    out = tmp_path / "camera.y4m"
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-i", str(VIDEO), "-t", "2.8", "-pix_fmt", "yuv420p", str(out)],
-        check=True,
-        timeout=60,
-    )
-    return out
+    with tempfile.TemporaryDirectory(prefix="vrhub-camera-") as folder:
+        out = Path(folder) / "camera.y4m"
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-i", str(VIDEO), "-t", "2.8", "-pix_fmt", "yuv420p", str(out)],
+            check=True,
+            timeout=60,
+        )
+        yield out
 
 
 async def test_webcam_tracking_animates_my_avatar_and_reaches_the_room(
@@ -161,23 +168,37 @@ async def test_webcam_tracking_animates_my_avatar_and_reaches_the_room(
             await page.click("#join")
             await page.wait_for_function("document.getElementById('status').className.includes('ok')")
         await speaker.click("#camera")
-        await speaker.wait_for_function(
-            "window.vrhub.tracker && window.vrhub.tracker.solved >= 10 || "
-            "document.getElementById('status').className.includes('error')",
-            timeout=120_000,
-        )
+        # face mesh's wasm starts in 10-40 s here, then runs at 1-3 frames per second on SwiftShader
+        try:
+            await speaker.wait_for_function(
+                "window.vrhub.tracker && window.vrhub.tracker.solved >= 3 || "
+                "document.getElementById('status').textContent.startsWith('Sorry')",
+                timeout=240_000,
+            )
+        except Exception:
+            state = await speaker.evaluate(
+                "({status: document.getElementById('status').textContent,"
+                " camera: document.getElementById('camera-info').textContent,"
+                " tracker: window.vrhub.tracker && {fps: window.vrhub.tracker.fps, solved: window.vrhub.tracker.solved,"
+                " ready: window.vrhub.tracker.video.readyState}})"
+            )
+            await speaker.screenshot(path=artifact("web_camera_failed.png"), full_page=True)
+            raise AssertionError(f"the webcam tracker did not start: {state}") from None
         status = await speaker.inner_text("#status")
         assert "Sorry" not in status, status
-        jaw: list[float] = []
-        for _ in range(30):
-            jaw.append(await speaker.evaluate("window.vrhub.state.weights[17]"))
-            await speaker.wait_for_timeout(100)
-        info = await speaker.evaluate(
-            "({fps: window.vrhub.tracker.fps, solved: window.vrhub.tracker.solved, calibrated: window.vrhub.tracker.calibrated,"
-            " status: document.getElementById('status').textContent, info: document.getElementById('camera-info').textContent,"
-            " w: Array.from(window.vrhub.state.weights), vw: window.vrhub.tracker.video.videoWidth, vh: window.vrhub.tracker.video.videoHeight})"
-        )
-        assert max(jaw) > 0.05 and max(jaw) - min(jaw) > 0.03, (jaw, info)
+        jaw: dict[int, float] = {}
+        for _ in range(400):  # up to ~100 s for a dozen solved frames
+            solved, value = await speaker.evaluate(
+                "[window.vrhub.tracker.solved, window.vrhub.state.weights[17]]"
+            )
+            jaw[solved] = value
+            if len(jaw) >= 12:
+                break
+            await speaker.wait_for_timeout(250)
+        values = list(jaw.values())
+        assert len(values) >= 6, jaw
+        assert max(values) > 0.05 and max(values) - min(values) > 0.03, jaw
+        assert "Tracking at" in await speaker.inner_text("#camera-info")
         speaker_id = await speaker.evaluate("window.vrhub.room.participant")
         await watcher.wait_for_function(
             f"window.vrhub.viewer.slots.get('p{speaker_id}').content.userData.mouth.scale.y > 0.2",

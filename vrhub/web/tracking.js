@@ -80,27 +80,29 @@ export class WebcamTracker extends EventTarget {
     this.dispatchEvent(new CustomEvent("calibrating"));
   }
 
+  // A timer, not requestAnimationFrame: rAF stops in a hidden tab or a background window, and the
+  // class should keep seeing the face while the student looks at another window.
   async loop() {
-    let last = 0;
     let frames = 0;
     let since = performance.now();
     while (this.running) {
-      const now = performance.now();
-      if (now - last >= this.minGapMs && this.video.readyState >= 2) {
-        last = now;
+      const started = performance.now();
+      if (this.video.readyState >= 2) {
         try {
           await this.faceMesh.send({ image: this.video });
         } catch (err) {
           this.dispatchEvent(new CustomEvent("error", { detail: err }));
         }
         frames += 1;
+        const now = performance.now();
         if (now - since > 1000) {
           this.fps = (frames * 1000) / (now - since);
           frames = 0;
           since = now;
         }
       }
-      await new Promise((r) => requestAnimationFrame(r));
+      const wait = Math.max(0, this.minGapMs - (performance.now() - started));
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 
