@@ -113,8 +113,9 @@ class HeadModel:
     uvs : (n, 2) float32, glTF convention (origin at the texture's top-left, v grows downward).
     albedo : (t, t, 3) uint8 RGB texture (de-lit).
     landmark_vertices : (468,) int64 — the vertex index of each canonical face-mesh landmark.
-    regions : name -> (k,) int64 vertex indices (at least "face"; also "eye_L", "eye_R",
-        "teeth", "tongue", "neck", "scalp" when the head has them).
+    regions : name -> (k,) int64 vertex indices: "face" at least; the builtin template also has
+        "scalp", "neck", "ear_L", "ear_R", "eyeball_L", "eyeball_R", "eye_socket_L", "eye_socket_R",
+        "teeth_upper", "teeth_lower", "tongue", "mouth_cavity". Stages must tolerate missing ones.
     expression_removed : (52,) float32 ARKit weights estimated in the photo and removed.
     quality : JSON-able report (nme, yaw, pitch, warnings ...).
     """
