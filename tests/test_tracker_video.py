@@ -105,3 +105,11 @@ async def test_tracked_frames_reach_a_real_hub_room(make_client, video: str) -> 
         assert all(abs(sum(q * q for q in f.rotation) - 1) < 1e-3 for f in received)
     finally:
         await listener.leave()
+
+
+def test_vrhub_track_subcommand_runs_the_tracker(video: str, capsys) -> None:
+    from vrhub.cli import main as vrhub_main
+
+    assert vrhub_main(["track", "--video", video, "--max-frames", "5", "--calibrate-frames", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["frame"] for line in lines] == [0, 1, 2, 3, 4]

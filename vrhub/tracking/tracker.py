@@ -246,10 +246,8 @@ async def send_to_room(
 _END = object()
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="vrhub track", description="Track a face from a video file or camera and send it to a room."
-    )
+def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``vrhub track`` (and ``python -m vrhub.tracking.tracker``)."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", help="video file to read")
     src.add_argument("--camera", type=int, help="camera index (0 = first camera)")
@@ -270,11 +268,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=10,
         help="the first N frames with a face show the relaxed face and become its neutral (0 = off; default 10)",
     )
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="vrhub track", description="Track a face from a video file or camera and send it to a room."
+    )
+    add_tracker_arguments(p)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    return run(_parse(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the tracker with parsed options; 0 on success, 2 with a message on stderr otherwise."""
     source: str | int = args.video if args.video is not None else args.camera
     try:
         frames = track(
