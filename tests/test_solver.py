@@ -140,6 +140,8 @@ def test_box_qp_converges_from_any_start_to_the_same_minimiser():
     lo, hi = np.zeros(20), np.ones(20)
     w1, _ = solve_box_qp(gram, rhs, lo, hi)
     w2, _ = solve_box_qp(gram, rhs, lo, hi, start=np.ones(20))
+    w3, _ = solve_box_qp(gram, rhs, lo, hi, newton_iter=0)  # the active-set finisher alone
+    assert np.allclose(w1, w3, atol=1e-8)
     assert np.allclose(w1, w2, atol=1e-8)
     # the same problem written as least squares: rhs = Aᵀb  => solve for b by lstsq
     b = np.linalg.lstsq(np.vstack([a, math.sqrt(1e-3) * np.eye(20)]).T, rhs, rcond=None)[0]

@@ -150,12 +150,74 @@ function matVec(a, x, rows, cols) {
   return out;
 }
 
-/** argmin ½wᵀGw − rhsᵀw with lower <= w <= upper: projected Newton from ``start`` or the clipped unconstrained minimiser. */
-export function solveBoxQP(gram, rhs, lower, upper, inverse, n, tol = 1e-10, maxIter = 100, start = null) {
+/**
+ * argmin ½wᵀGw − rhsᵀw with lower <= w <= upper: projected Newton from ``start`` or the clipped
+ * unconstrained minimiser; after ``newtonIter`` iterations a primal active-set method finishes
+ * (same as solve_box_qp in Python).
+ */
+export function solveBoxQP(gram, rhs, lower, upper, inverse, n, tol = 1e-10, newtonIter = 12, start = null) {
   let w = start ? Float64Array.from(start) : inverse ? matVec(inverse, rhs, n, n) : choleskySolve(gram, rhs, n);
   for (let i = 0; i < n; i++) w[i] = clip(w[i], lower[i], upper[i]);
-  const out = projectedNewton(gram, rhs, lower, upper, w, n, tol, maxIter);
-  return { w: out.w, iterations: out.iterations };
+  const out = projectedNewton(gram, rhs, lower, upper, w, n, tol, newtonIter);
+  if (out.converged) return { w: out.w, iterations: out.iterations };
+  const finish = primalActiveSet(gram, rhs, lower, upper, out.w, n, tol);
+  return { w: finish.w, iterations: out.iterations + finish.iterations };
+}
+
+/** Primal active-set method for the box QP from a feasible ``w`` (see _primal_active_set in Python). */
+function primalActiveSet(gram, rhs, lower, upper, start, n, tol, maxIter = 500) {
+  const w = Float64Array.from(start);
+  const atLower = new Uint8Array(n);
+  const atUpper = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    atLower[i] = w[i] <= lower[i] ? 1 : 0;
+    atUpper[i] = !atLower[i] && w[i] >= upper[i] ? 1 : 0;
+  }
+  for (let it = 1; it <= maxIter; it++) {
+    const g = matVec(gram, w, n, n);
+    for (let i = 0; i < n; i++) g[i] -= rhs[i];
+    const free = new Uint8Array(n);
+    let anyFree = false;
+    for (let i = 0; i < n; i++) {
+      free[i] = atLower[i] || atUpper[i] ? 0 : 1;
+      anyFree = anyFree || free[i] === 1;
+    }
+    const p = new Float64Array(n);
+    if (anyFree) {
+      const neg = new Float64Array(n);
+      for (let i = 0; i < n; i++) neg[i] = -g[i];
+      const { idx, x } = subSolve(gram, n, free, neg);
+      idx.forEach((i, k) => { p[i] = x[k]; });
+    }
+    let pMax = 0;
+    for (let i = 0; i < n; i++) pMax = Math.max(pMax, Math.abs(p[i]));
+    if (pMax <= tol) {
+      let worst = 0;
+      let worstValue = -Infinity;
+      for (let i = 0; i < n; i++) {
+        const wrong = atLower[i] ? -g[i] : atUpper[i] ? g[i] : 0;
+        if (wrong > worstValue) { worstValue = wrong; worst = i; }
+      }
+      if (worstValue <= tol) return { w, iterations: it };
+      atLower[worst] = 0;
+      atUpper[worst] = 0;
+      continue;
+    }
+    let block = -1;
+    let limit = Infinity;
+    for (let i = 0; i < n; i++) {
+      if (!free[i]) continue;
+      const l = p[i] < 0 ? (lower[i] - w[i]) / p[i] : p[i] > 0 ? (upper[i] - w[i]) / p[i] : Infinity;
+      if (l < limit) { limit = l; block = i; }
+    }
+    const alpha = Math.min(1, limit);
+    for (let i = 0; i < n; i++) w[i] = clip(w[i] + alpha * p[i], lower[i], upper[i]);
+    if (alpha < 1) {
+      if (p[block] < 0) { w[block] = lower[block]; atLower[block] = 1; }
+      else { w[block] = upper[block]; atUpper[block] = 1; }
+    }
+  }
+  return { w, iterations: maxIter };
 }
 
 function projectedNewton(gram, rhs, lower, upper, w, n, tol, maxIter) {
@@ -171,7 +233,7 @@ function projectedNewton(gram, rhs, lower, upper, w, n, tol, maxIter) {
     for (let i = 0; i < n; i++) g[i] -= rhs[i];
     let pgMax = 0;
     for (let i = 0; i < n; i++) pgMax = Math.max(pgMax, Math.abs(w[i] - clip(w[i] - g[i], lower[i], upper[i])));
-    if (pgMax <= tol) return { w, iterations: it - 1 };
+    if (pgMax <= tol) return { w, iterations: it - 1, converged: true };
     const eps = Math.min(1e-3, pgMax);
     const free = new Uint8Array(n);
     const d = new Float64Array(n);
@@ -205,7 +267,7 @@ function projectedNewton(gram, rhs, lower, upper, w, n, tol, maxIter) {
     w = cand;
     f = fc;
   }
-  return { w, iterations: maxIter };
+  return { w, iterations: maxIter, converged: false };
 }
 
 /** Landmarks -> Float64Array (n*3) in the viewer frame: x right, y up, z toward the viewer, pixels. */
@@ -309,7 +371,7 @@ export class FaceSolver {
       sq += residual[i] * residual[i];
     }
     const rhs = matVec(this.projector, residual, this.n, 468 * 3);
-    const { w, iterations } = solveBoxQP(this.gram, rhs, this.lower, this.upper, this.inverse, this.n, 1e-10, 100, this.previous);
+    const { w, iterations } = solveBoxQP(this.gram, rhs, this.lower, this.upper, this.inverse, this.n, 1e-10, 12, this.previous);
     if (this.warmStart) this.previous = Float64Array.from(w);
     if (landmarks.length >= 478) {
       const g = this.gaze(local);
