@@ -61,6 +61,46 @@ class Hairline:
         return ok
 
 
+@dataclass(frozen=True)
+class FaceZone:
+    """The part of the face hair must not cover: |x - cx| < half_width, y < top_y, z > front_z.
+
+    Strands entering it are moved sideways to its edge (hair parts around the face); with
+    ``stop_at_top`` (a fringe) they are held at ``top_y`` instead (bangs end at the brows).
+    """
+
+    cx: float
+    half_width: float
+    top_y: float
+    front_z: float
+    stop_at_top: bool = False
+
+    @staticmethod
+    def from_head(head: HeadModel, stop_at_top: bool = False, margin: float = 0.004) -> "FaceZone":
+        """From the face landmarks: cheeks 234/454, brows 105/334, the ear plane at the cheeks' z."""
+        v = np.asarray(head.vertices, np.float64)[np.asarray(head.landmark_vertices)]
+        cheeks, brows = v[[234, 454]], v[[105, 334]]
+        return FaceZone(
+            cx=float(cheeks[:, 0].mean()),
+            half_width=float(np.abs(cheeks[:, 0] - cheeks[:, 0].mean()).max()) * 0.9,
+            top_y=float(brows[:, 1].mean()) + margin,
+            front_z=float(cheeks[:, 2].mean()),
+            stop_at_top=stop_at_top,
+        )
+
+    def keep_out(self, p: np.ndarray) -> np.ndarray:
+        """p : (..., 3) points; returns them moved out of the zone."""
+        q = np.array(p, np.float64, copy=True)
+        dx = q[..., 0] - self.cx
+        inside = (np.abs(dx) < self.half_width) & (q[..., 1] < self.top_y) & (q[..., 2] > self.front_z)
+        if self.stop_at_top:
+            q[..., 1] = np.where(inside, self.top_y, q[..., 1])
+        else:
+            side = np.where(dx >= 0, 1.0, -1.0)
+            q[..., 0] = np.where(inside, self.cx + side * self.half_width, q[..., 0])
+        return q
+
+
 @dataclass
 class CardMesh:
     """Triangle soup of hair cards. vertices (n, 3) float32; triangles (m, 3) uint32; uvs (n, 2) float32."""
@@ -228,6 +268,7 @@ def grow_strands(
     volume: float = 0.006,
     forward: np.ndarray | None = None,
     hug: float = 0.8,
+    face: FaceZone | None = None,
     seed: int = 0,
 ) -> np.ndarray:
     """Grow strands from roots over the head.
@@ -239,6 +280,7 @@ def grow_strands(
     curl_amplitude : metres of helical offset; curl_turns : turns along the strand.
     volume : extra distance from the skin that grows with the strand (metres at the tip).
     hug : 0..1 how strongly strands over the skull are pulled back onto the head (lying hair).
+    face : keep strands out of the face (see FaceZone); None = no constraint.
     forward : (n,) bool, strands combed forward (fringe) instead of back.
     Returns paths (n, steps + 1, 3) float64.
     """
@@ -283,6 +325,8 @@ def grow_strands(
         p = surface.push_out(p, SCALP_OFFSET + volume * t)
         if hug > 0:
             p = surface.pull_in(p, SCALP_OFFSET + volume * t, hug * (1 - lift))
+        if face is not None:
+            p = face.keep_out(p)
         paths[:, s] = p
     if curl_amplitude > 0 and curl_turns > 0:
         t = np.linspace(0, 1, steps + 1)
@@ -296,6 +340,8 @@ def grow_strands(
         amp = curl_amplitude * np.clip(t * 3, 0, 1)[None, :, None]
         paths = paths + amp * (np.cos(ang)[..., None] * n1 * 0.6 + np.sin(ang)[..., None] * n2)
         paths = surface.push_out(paths, SCALP_OFFSET)
+    if face is not None:
+        paths = face.keep_out(paths)
     return paths
 
 

@@ -260,6 +260,11 @@ def measure_hair(photo: Photo, face: FaceObservation, seg: Segmentation) -> Hair
     f["hair_pixels_log"] = float(np.log1p(hard.sum()))
     rgb_core = rgb[core] if core.any() else rgb.reshape(-1, 3)
     colour_rgb = tuple(int(v) for v in np.median(rgb_core, axis=0))
+    # a close crop mixes scalp into the hair pixels: when their colour is near the skin's, take
+    # the darker half (the hair itself)
+    if np.linalg.norm(np.median(pix, axis=0) - np.median(skin_pix, axis=0)) < 15.0 and len(pix) > 20:
+        dark = pix[:, 0] <= np.median(pix[:, 0])
+        colour_rgb = tuple(int(v) for v in np.median(rgb_core[dark], axis=0))
 
     # texture
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)

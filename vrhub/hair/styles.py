@@ -15,6 +15,7 @@ import numpy as np
 
 from vrhub.hair.cards import (
     CardMesh,
+    FaceZone,
     Hairline,
     ScalpSurface,
     cap_shell,
@@ -165,6 +166,7 @@ def build_style(name: str, attributes: HairAttributes, head: HeadModel, seed: in
     n_main = max(40, budget // tris_per)
     part_x = _part_x(attributes, surface) if not spec.extra else None
 
+    face_zone = FaceZone.from_head(head) if len(head.vertices) >= 468 else None
     # main strands in layers: an inner layer lying close, an outer one with more volume
     per_layer = n_main // spec.layers
     for layer in range(spec.layers):
@@ -188,10 +190,11 @@ def build_style(name: str, attributes: HairAttributes, head: HeadModel, seed: in
             curl_turns=spec.curl_turns,
             volume=spec.volume * (0.5 + layer),
             hug=spec.hug,
+            face=face_zone,
             seed=seed + layer,
         )
         facing = "normal" if spec.lift > 0.5 else "surface"
-        mesh = mesh + ribbons(
+        cards = ribbons(
             paths,
             spec.width * (1.2 - 0.3 * layer),
             surface,
@@ -199,9 +202,12 @@ def build_style(name: str, attributes: HairAttributes, head: HeadModel, seed: in
             taper=0.9 if spec.lift > 0.5 else 0.5,
             facing=facing,
         )
+        if face_zone is not None:  # card edges too, not only the strand centre lines
+            cards.vertices = face_zone.keep_out(cards.vertices).astype(np.float32)
+        mesh = mesh + cards
 
     if fringe != "none":
-        mesh = mesh + _fringe(surface, hairline, spec, fringe, attributes, fringe_budget, seed)
+        mesh = mesh + _fringe(surface, hairline, spec, fringe, attributes, fringe_budget, seed, head)
     if spec.extra == "bun":
         mesh = mesh + _bun(surface, extra_budget, seed)
     elif spec.extra == "ponytail":
@@ -226,6 +232,7 @@ def _fringe(
     attributes: HairAttributes,
     budget: int,
     seed: int,
+    head: HeadModel,
 ) -> CardMesh:
     """Strands from the front of the scalp combed forward over the forehead (full: brow to brow;
     partial: a side-swept lock on the side away from the parting)."""
@@ -244,6 +251,7 @@ def _fringe(
     paths = grow_strands(
         surface, roots, length, steps=steps, gravity=0.6, forward=fwd, volume=0.006,
         curl_amplitude=spec.curl_amplitude * 0.5, curl_turns=spec.curl_turns * 0.5, seed=seed + 5,
+        face=FaceZone.from_head(head, stop_at_top=True) if len(head.vertices) >= 468 else None,
     )  # fmt: skip
     return ribbons(paths, 0.016, surface, column=1, taper=0.4)
 
