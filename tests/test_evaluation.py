@@ -207,3 +207,16 @@ def test_vrhub_eval_writes_the_report_and_contact_sheet(tmp_path, capsys) -> Non
     assert sheet.size == (800, 2 * (240 + 18))
     out = capsys.readouterr().out
     assert "identified:" in out and "NME %" in out
+
+
+def test_quality_report_adds_a_measured_nme_to_the_stage_report(built) -> None:
+    import json
+
+    from vrhub.evaluation.likeness import quality_report
+
+    _, result = built
+    q = quality_report(result.avatar, result.face)
+    json.dumps(q)
+    assert 0.0 < q["nme_percent"] < 5.0
+    assert q["yaw"] == result.avatar.head.quality["yaw"]
+    assert isinstance(q["warnings"], list)

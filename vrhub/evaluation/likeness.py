@@ -14,6 +14,7 @@ avatar is identified when its own photo is the nearest (rank 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -105,3 +106,31 @@ def identification(
         rank[i] = 1 + int((matrix[i] < matrix[i, i]).sum())
     rate = float((rank == 1).sum() / a) if a else float("nan")
     return Identification(matrix, rank, rate)
+
+
+def quality_report(avatar: RiggedAvatar, face: FaceObservation) -> dict[str, Any]:
+    """The per-avatar quality report of issue 7 as JSON-able values, for the hub to store with the
+    avatar: the reconstruct stage's own report (yaw, pitch, expression removed, warnings ...) plus
+    ``nme_percent`` measured here (one render in the photo's pose with the removed expression
+    re-applied, one detection; about a few hundred ms). ``nme_percent`` is None when no face is
+    found on the render, and a warning says so."""
+    quality = dict(avatar.head.quality)
+    warnings = list(quality.get("warnings", [])) + [
+        w for w in face.warnings if w not in quality.get("warnings", [])
+    ]
+    lm = detect_landmarks(render_in_photo_pose(avatar, face, avatar.head.expression_removed).image)
+    score = None if lm is None else round(nme(lm, face.landmarks) * 100, 3)
+    if score is None:
+        warnings.append("likeness: no face was found on the avatar's render; NME not measured.")
+    elif score > 2.4:
+        warnings.append(
+            f"likeness: NME {score:.2f} % is in the range of a different person's photo (2.4-3.3 %)."
+        )
+    quality.update(
+        {
+            "nme_percent": score,
+            "nme_basis": "render in the photo's pose vs photo landmarks, inter-ocular, similarity-aligned",
+            "warnings": warnings,
+        }
+    )
+    return quality
