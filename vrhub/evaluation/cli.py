@@ -31,7 +31,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"vrhub eval: {exc}", file=sys.stderr)
         return 2
     paths = [Path(p) for p in args.photos]
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [str(p) for p in [*paths, *map(Path, args.video)] if not p.is_file()]
     if missing:
         print(f"vrhub eval: not a file: {', '.join(missing)}", file=sys.stderr)
         return 2

@@ -117,6 +117,10 @@ def _pct(x: float, digits: int = 2) -> str:
     return "n/a" if math.isnan(x) else f"{x * 100:.{digits}f}"
 
 
+def _num(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.2f}"
+
+
 def _md(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
@@ -205,8 +209,8 @@ def robustness_summary(ev: Evaluation) -> str:
                 str(len(rs)),
                 _pct(_median(g), 3),
                 _pct(gmax, 3),
-                f"{_median(d):.2f}",
-                f"{dmax:.2f}",
+                _num(_median(d)),
+                _num(dmax),
                 "yes" if ok else "no",
             )
         )
@@ -226,7 +230,8 @@ def robustness_summary(ev: Evaluation) -> str:
 
 def timing_table(ev: Evaluation) -> str:
     rows = []
-    rows.append(("decode", f"{_median([e.decode_s for e in ev.photos]) * 1000:.0f}", ""))
+    decode = [e.decode_s for e in ev.photos]
+    rows.append(("decode", f"{_median(decode) * 1000:.0f}", f"{max(decode) * 1000:.0f}" if decode else "n/a"))
     for slot in SLOTS:
         vals = [e.result.timings.get(slot, float("nan")) for e in ev.photos]
         impl = ev.photos[0].result.stages.get(slot, "") if ev.photos else ""
