@@ -35,6 +35,7 @@ class RoomsCollector(Collector):
             "frames_out": "Participant frames written to clients (entries in room frames)",
             "messages_out": "Binary room frames written to clients",
             "superseded": "Frames replaced by a newer frame of the same participant before their tick",
+            "superseded_remote": "Frames from other hubs replaced by a newer one before this hub's tick",
             "skipped_sends": "Room frames not sent because the client's send buffer was over its limit",
             "catch_up_sends": "Catch-up room frames sent to clients that had skipped ticks",
             "rate_limited": "Frames dropped by the per-participant rate limit",

@@ -65,6 +65,7 @@ class RoomStats:
         "frames_out",
         "messages_out",
         "superseded",
+        "superseded_remote",
         "skipped_sends",
         "rate_limited",
         "bad_messages",
@@ -264,7 +265,7 @@ class Room:
             if p is None or p.local:
                 continue  # unknown (presence not seen yet) or an id clash with a local participant
             if pid in self.pending:
-                self.stats.superseded += 1
+                self.stats.superseded_remote += 1
             self.pending[pid] = entry
         if n and self.config.tick_hz <= 0 and not self._flush_scheduled:
             self._flush_scheduled = True
