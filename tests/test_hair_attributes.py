@@ -101,6 +101,7 @@ ROBUST_PHOTOS = (
 )
 
 
+@pytest.mark.slow
 def test_same_attributes_for_relit_variants():
     """Directional light, gamma 0.6 / 1.6 and a warm colour cast keep length, headwear and (for
     hair that has one) texture in at least 80 % of the (photo, variant) pairs (measured: 20 of 24;

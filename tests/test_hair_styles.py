@@ -111,6 +111,7 @@ def test_choose_style_follows_the_attributes(attrs, style):
     assert choose_style(HairAttributes(**attrs)) == style
 
 
+@pytest.mark.slow
 def test_every_style_exports_to_a_glb_the_khronos_validator_accepts(head, tmp_path):
     """Each library style, rigged and exported: 0 validator errors; the hair is its own mesh with a
     double-sided, alpha-tested (MASK) or blended material."""

@@ -42,6 +42,7 @@ def test_masks_are_soft_partitions_of_the_photo():
     assert seg.background[:10, :10].mean() > 0.9
 
 
+@pytest.mark.slow
 def test_hair_mask_matches_the_hand_drawn_polygons(polygons):
     ious = {}
     for rel, polys in polygons.items():
