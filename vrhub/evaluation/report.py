@@ -11,6 +11,7 @@ table (median per stage). The contact sheet has one row per photo: photo | front
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -313,7 +314,8 @@ def report_markdown(ev: Evaluation, sheet_name: str = "contact_sheet.png") -> st
     parts += [
         "## Timing (whole pipeline, per stage, median over the photos)",
         "",
-        "Measured inside this run, one photo at a time, on this machine (shared CPU: other work may be running).",
+        "Measured inside this run, one photo at a time, on this machine (shared CPU: other work may be running;"
+        f" load average at the end {_load()}). The first photo includes loading the models.",
         "",
         timing_table(ev),
         "",
@@ -325,6 +327,13 @@ def report_markdown(ev: Evaluation, sheet_name: str = "contact_sheet.png") -> st
     if ev.skipped:
         parts += ["## Skipped", "", _md(["file", "reason"], ev.skipped), ""]
     return "\n".join(parts)
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def _verdict(value: float, goal: float, unit: str = " %") -> str:
