@@ -9,9 +9,12 @@ what the VRM writer extends.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import json
 import math
+import operator
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +25,7 @@ from PIL import Image as PILImage
 
 import vrhub
 from vrhub.export.lod import LevelOfDetail, level_of_detail
+from vrhub.geometry.blendshapes import topology_key
 from vrhub.geometry.skinning import JOINT_INDEX, inverse_bind_matrices, local_translations
 from vrhub.pipeline.types import ExportOptions, RiggedAvatar
 
@@ -63,6 +67,59 @@ def triangle_incidence(triangles: np.ndarray, n: int) -> Any:
     return csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(t)))
 
 
+#: topology key -> (n, d) int64 triangles around each vertex, ascending, padded with m (a zero
+#: face row); every avatar of the head template shares one, so it is built once per process.
+_VERTEX_TRIANGLES: dict[tuple[int, bytes], np.ndarray] = {}
+
+
+def vertex_triangles(triangles: np.ndarray, n: int) -> np.ndarray:
+    """(n, d) int64: the triangles each vertex is a corner of, in ascending order, padded with
+    ``m`` = len(triangles) (index a zero row appended to per-face arrays); cached per topology."""
+    key = topology_key(triangles, n)
+    table = _VERTEX_TRIANGLES.pop(key, None)  # re-inserted below: least recently used goes first
+    if table is None:
+        t = np.asarray(triangles, np.int64)
+        m = len(t)
+        corner_vertex = t.reshape(-1)
+        corner_tri = np.repeat(np.arange(m), 3)
+        order = np.lexsort((corner_tri, corner_vertex))
+        vtx, tri = corner_vertex[order], corner_tri[order]
+        count = np.bincount(vtx, minlength=n)
+        start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        slot = np.arange(len(vtx)) - start[vtx]
+        table = np.full((n, max(int(count.max(initial=0)), 1)), m, np.int64)
+        table[vtx, slot] = tri
+        if len(_VERTEX_TRIANGLES) >= 8:
+            _VERTEX_TRIANGLES.pop(next(iter(_VERTEX_TRIANGLES)))
+    _VERTEX_TRIANGLES[key] = table
+    return table
+
+
+def _face_normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(m, 3) float64 un-normalised face normals (twice the area) of float64 ``v`` and int ``t``."""
+    a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
+    return np.cross(b - a, c - a)
+
+
+def _unit_rows(nsum: np.ndarray) -> np.ndarray:
+    """Rows of (k, 3) ``nsum`` normalised; rows shorter than 1e-20 become +Z."""
+    length = np.linalg.norm(nsum, axis=1, keepdims=True)
+    bad = length[:, 0] < 1e-20
+    nsum[bad] = (0.0, 0.0, 1.0)
+    length[bad] = 1.0
+    return nsum / length
+
+
+def vertex_normals_cached(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """:func:`vertex_normals` through the per-topology :func:`vertex_triangles` table (no sparse
+    matrix per call). (n, 3) float32."""
+    v = np.asarray(vertices, np.float64)
+    t = np.asarray(triangles, np.int64)
+    table = vertex_triangles(t, len(v))
+    face = np.concatenate([_face_normals(v, t), np.zeros((1, 3))])
+    return _unit_rows(face[table].sum(1)).astype(np.float32)
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with numpy scalars/arrays turned into Python types; what JSON cannot hold dropped."""
     if isinstance(value, dict):
@@ -83,6 +140,24 @@ def json_safe(value: Any) -> Any:
 _DROP = object()
 
 
+#: (digest of pixels, size, format) -> encoded bytes, for textures that repeat between avatars
+#: (procedural hair textures of one style and colour); bounded.
+_ENCODED: dict[tuple[bytes, int, str], bytes] = {}
+
+
+def encode_image_cached(pixels: np.ndarray, size: int, fmt: str) -> bytes:
+    """:func:`encode_image`, memoised on the pixels' digest (a few textures per process)."""
+    a = np.ascontiguousarray(pixels)
+    key = (hashlib.blake2b(a.tobytes(), digest_size=16).digest() + str(a.shape).encode(), int(size), fmt)
+    hit = _ENCODED.get(key)
+    if hit is None:
+        hit = encode_image(a, size, fmt)
+        if len(_ENCODED) >= 16:
+            _ENCODED.pop(next(iter(_ENCODED)))
+        _ENCODED[key] = hit
+    return hit
+
+
 def encode_image(pixels: np.ndarray, size: int, fmt: str) -> bytes:
     """Resize ``pixels`` ((h, w, 3|4) uint8) to at most ``size`` square and encode as JPEG or PNG."""
     img = PILImage.fromarray(np.ascontiguousarray(pixels))
@@ -98,18 +173,33 @@ def encode_image(pixels: np.ndarray, size: int, fmt: str) -> bytes:
 
 
 class GlbBuilder:
-    """Accumulates buffer views, accessors, images and JSON objects; :meth:`to_glb` packs them."""
+    """Accumulates buffer views, accessors, images and JSON objects; :meth:`to_glb` packs them.
 
-    def __init__(self) -> None:
+    reference : use the original, slower code paths (dense per-target normal recomputation through
+    a sparse incidence matrix, dense sparse-accessor building, pygltflib's JSON round trip); kept
+    for the equivalence test and bench/rig_export.py's baseline. Both paths write the same glTF.
+    """
+
+    def __init__(self, reference: bool = False) -> None:
         self.gltf = g.GLTF2(asset=g.Asset(generator=f"vrhub {vrhub.__version__} (pygltflib)", version="2.0"))
-        self.blob = bytearray()
+        self.reference = reference
+        self._chunks: list[bytes] = []
+        self._length = 0
+
+    @property
+    def blob(self) -> bytes:
+        """The binary buffer so far (one join of the chunks)."""
+        return b"".join(self._chunks)
 
     # -- raw data ----------------------------------------------------------------------------
     def buffer_view(self, data: bytes, target: int | None = None) -> int:
-        while len(self.blob) % 4:
-            self.blob.append(0)
-        view = g.BufferView(buffer=0, byteOffset=len(self.blob), byteLength=len(data), target=target)
-        self.blob.extend(data)
+        pad = -self._length % 4
+        if pad:
+            self._chunks.append(b"\0" * pad)
+            self._length += pad
+        view = g.BufferView(buffer=0, byteOffset=self._length, byteLength=len(data), target=target)
+        self._chunks.append(bytes(data))
+        self._length += len(data)
         self.gltf.bufferViews.append(view)
         return len(self.gltf.bufferViews) - 1
 
@@ -144,6 +234,9 @@ class GlbBuilder:
         dense : (n, 3) float. Rows with every component below ``tolerance`` are left out (zeroed);
         at least one row is always listed, as the spec requires count >= 1.
         """
+        if not self.reference:
+            d = np.asarray(dense, np.float32)
+            return self.sparse_rows_vec3(len(d), np.arange(len(d)), d, tolerance)
         d = np.asarray(dense, np.float32).copy()
         mask = np.abs(d).max(1) >= tolerance
         d[~mask] = 0.0
@@ -162,6 +255,50 @@ class GlbBuilder:
             type=g.VEC3,
             min=[float(x) for x in d.min(0)],
             max=[float(x) for x in d.max(0)],
+            sparse=g.Sparse(
+                count=len(keep),
+                indices=g.AccessorSparseIndices(
+                    bufferView=idx_view, byteOffset=None, componentType=_COMPONENT[np.dtype(idx_dtype)]
+                ),
+                values=g.AccessorSparseValues(bufferView=val_view, byteOffset=None),
+            ),
+        )
+        self.gltf.accessors.append(acc)
+        return len(self.gltf.accessors) - 1
+
+    def sparse_rows_vec3(
+        self, count: int, rows: np.ndarray, values: np.ndarray, tolerance: float = 1e-7, peak: Any = None
+    ) -> int:
+        """:meth:`sparse_vec3` of a (count, 3) array that is zero outside ``rows``.
+
+        rows : (k,) ascending unique int; values : (k, 3) float32 at those rows; peak : optional
+        precomputed (k,) ``abs(values).max(1)``. Same accessor as the dense call, without
+        materialising or scanning the zero rows.
+        """
+        vals = np.asarray(values, np.float32)
+        if peak is None:
+            peak = np.abs(vals).max(1) if len(vals) else np.zeros(0, np.float32)
+        mask = peak >= tolerance
+        keep = np.asarray(rows, np.int64)[mask]
+        vals = vals[mask]
+        if len(keep) == 0:
+            keep = np.array([0])
+            vals = np.zeros((1, 3), np.float32)
+        lo, hi = vals.min(0), vals.max(0)
+        if len(keep) < count:  # the rows left out are zeros
+            lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+        idx_dtype = np.uint16 if count <= 65535 else np.uint32
+        idx_view = self.buffer_view(keep.astype(idx_dtype).tobytes())
+        val_view = self.buffer_view(np.ascontiguousarray(vals).tobytes())
+        acc = g.Accessor(
+            bufferView=None,
+            byteOffset=None,
+            componentType=g.FLOAT,
+            normalized=None,
+            count=int(count),
+            type=g.VEC3,
+            min=[float(x) for x in lo],
+            max=[float(x) for x in hi],
             sparse=g.Sparse(
                 count=len(keep),
                 indices=g.AccessorSparseIndices(
@@ -230,13 +367,20 @@ class GlbBuilder:
         material: int,
         joints: np.ndarray | None = None,
         weights: np.ndarray | None = None,
-        targets: list[np.ndarray] | None = None,
+        targets: Any = None,
         normals: np.ndarray | None = None,
     ) -> g.Primitive:
         v = np.asarray(vertices, np.float32)
         t = np.asarray(triangles)
-        incidence = triangle_incidence(t, len(v))
-        rest_normals = normals if normals is not None else vertex_normals(v, t, incidence)
+        if self.reference:
+            incidence = triangle_incidence(t, len(v))
+            rest_normals = normals if normals is not None else vertex_normals(v, t, incidence)
+        elif normals is not None:
+            rest_normals = normals
+        elif targets is not None and len(targets):
+            rest_normals = vertex_normals_cached(v, t)
+        else:  # a one-off topology (hair cards, body boxes): no cache entry
+            rest_normals = vertex_normals(v, t)
         attrs = g.Attributes(
             POSITION=self.accessor(v, minmax=True),
             NORMAL=self.accessor(rest_normals),
@@ -256,7 +400,9 @@ class GlbBuilder:
             material=material,
             mode=g.TRIANGLES,
         )
-        if targets:
+        if targets is not None and len(targets) and not self.reference:
+            prim.targets = self._targets(v, t, rest_normals, targets)
+        elif targets:
             prim.targets = []
             tt = t.astype(np.int64)
             vv = v.astype(np.float64)
@@ -282,22 +428,87 @@ class GlbBuilder:
                 )
         return prim
 
-    def to_glb(self) -> bytes:
-        """The GLB bytes (header, JSON chunk, BIN chunk)."""
-        while len(self.blob) % 4:
-            self.blob.append(0)
-        self.gltf.buffers = [g.Buffer(byteLength=len(self.blob))]
-        text = self.gltf.gltf_to_json(separators=(",", ":"), indent=None)
+    def _targets(
+        self, v: np.ndarray, t: np.ndarray, rest_normals: np.ndarray, targets: Any
+    ) -> list[g.Attributes]:
+        """POSITION and NORMAL sparse accessors of every morph target (the fast path).
+
+        The reference path's normal deltas, computed for all targets at once: the faces with a
+        moving corner (per target) are recomputed, and only the vertices around them are re-summed,
+        through the cached vertex-triangle table, in the same order as the reference's sparse
+        product. v : (n, 3) float32; t : (m, 3) int; targets : (T, n, 3) array or list of (n, 3).
+        """
+        deltas = np.asarray(targets, np.float32)  # (T, n, 3)
+        count, n = deltas.shape[:2]
+        tt = np.asarray(t, np.int64)
+        m = len(tt)
+        table = vertex_triangles(tt, n)  # (n, d), padded with m
+        degree = (table < m).sum(1)
+        vv = v.astype(np.float64)
+        a = np.abs(deltas)
+        peak = np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2])  # (T, n) = abs max per row
+        moving = peak > 0
+        tri_moving = moving[:, tt[:, 0]] | moving[:, tt[:, 1]] | moving[:, tt[:, 2]]  # (T, m)
+        kt, kf = np.nonzero(tri_moving)  # (K,) target and face of every recomputed face
+        flat = kt[:, None] * n + tt[kf]  # (K, 3) corners as target * n + vertex
+        p = np.take(vv, tt[kf], axis=0) + np.take(deltas.reshape(-1, 3), flat, axis=0)  # (K, 3, 3)
+        faces = np.concatenate(
+            [_face_normals(vv, tt), np.zeros((1, 3)), np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])]
+        )
+        face_of = np.empty((count, m + 1), np.int32)  # per target: its rest face, or its posed row
+        face_of[:] = np.arange(m + 1, dtype=np.int32)
+        face_of[kt, kf] = np.arange(m + 1, m + 1 + len(kt), dtype=np.int32)
+        touched = np.zeros(count * n, bool)  # corners of the recomputed faces, by target
+        touched[flat.reshape(-1)] = True
+        tv = np.flatnonzero(touched)
+        tv_t, tv_v = tv // n, tv % n
+        # each touched vertex's faces in ascending order (as the reference's CSR product sums them)
+        cnt = degree[tv_v]
+        starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+        rep = np.repeat(np.arange(len(tv)), cnt)
+        slot = np.arange(len(rep)) - starts[rep]
+        ring = face_of[tv_t[rep], table[tv_v[rep], slot]]
+        nsum = np.add.reduceat(np.take(faces, ring, axis=0), starts, axis=0) if len(tv) else np.zeros((0, 3))
+        length = np.linalg.norm(nsum, axis=1)
+        ok = length > 1e-20
+        tv_t, tv_v = tv_t[ok], tv_v[ok]
+        dn = (nsum[ok] / length[ok, None] - rest_normals[tv_v]).astype(np.float32)
+        bounds = np.searchsorted(tv_t, np.arange(count + 1))
+        keep_position = peak >= 1e-7
+        out = []
+        for k in range(count):
+            rows = np.flatnonzero(keep_position[k])
+            position = self.sparse_rows_vec3(n, rows, deltas[k, rows], 1e-7, peak[k, rows])
+            a, b = bounds[k], bounds[k + 1]
+            normal = self.sparse_rows_vec3(n, tv_v[a:b], dn[a:b], 4e-3)
+            out.append(g.Attributes(POSITION=position, NORMAL=normal))
+        return out
+
+    def json_bytes(self) -> bytes:
+        """The glTF JSON chunk (UTF-8, padded with spaces to 4 bytes)."""
+        if self.reference:
+            text = self.gltf.gltf_to_json(separators=(",", ":"), indent=None)
+            doc = json.loads(text)
+        else:  # same document as pygltflib's, without its deep copies and a JSON round trip
+            doc = _plain(self.gltf)
         # pygltflib keeps dataclass defaults such as byteOffset=0; drop those the spec forbids.
-        doc = json.loads(text)
         for acc in doc.get("accessors", []):
             if "bufferView" not in acc:
                 acc.pop("byteOffset", None)
             if acc.get("normalized") is False:
                 acc.pop("normalized")
-        raw = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        raw += b" " * (-len(raw) % 4)
-        body = bytes(self.blob)
+        raw = json.dumps(doc, separators=(",", ":"), allow_nan=False, default=_json_default).encode("utf-8")
+        return raw + b" " * (-len(raw) % 4)
+
+    def to_glb(self) -> bytes:
+        """The GLB bytes (header, JSON chunk, BIN chunk)."""
+        pad = -self._length % 4
+        if pad:
+            self._chunks.append(b"\0" * pad)
+            self._length += pad
+        self.gltf.buffers = [g.Buffer(byteLength=self._length)]
+        raw = self.json_bytes()
+        body = self.blob
         total = 12 + 8 + len(raw) + 8 + len(body)
         return b"".join(
             [
@@ -308,6 +519,72 @@ class GlbBuilder:
                 body,
             ]
         )
+
+
+_FIELDS: dict[type, tuple[tuple[str, ...], Any]] = {}
+_LEAVES = frozenset((int, float, str, bool, type(None)))
+
+
+def _fields(obj: Any) -> tuple[tuple[str, ...], Any] | None:
+    """(field names, attrgetter of them) of a dataclass instance; None for anything else."""
+    tp = type(obj)
+    hit = _FIELDS.get(tp)
+    if hit is None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = tuple(f.name for f in dataclasses.fields(obj))
+        getter = operator.attrgetter(*names)
+        hit = _FIELDS[tp] = (names, (lambda o: (getter(o),)) if len(names) == 1 else getter)
+    return hit
+
+
+def _plain(obj: Any, prune: bool = True) -> Any:
+    """``delete_empty_keys(gltf_asdict(obj))`` of pygltflib in one walk, without its deep copies.
+
+    Dicts (from dataclasses or dicts) are pruned of None and empty values when ``prune``, as
+    ``delete_empty_keys`` does: recursively, except inside an ``extensions`` dict and inside lists
+    nested in lists, and judging emptiness before pruning.
+    """
+    tp = type(obj)
+    if tp in _LEAVES:
+        return obj
+    if tp is list or tp is tuple:
+        return [v if type(v) in _LEAVES else _plain(v, prune) for v in obj]
+    if tp is g.Attributes:
+        items: Any = obj.__dict__.items()
+    elif tp is dict:
+        items = obj.items()
+    else:
+        found = _fields(obj)
+        if found is None:
+            return obj  # left to json.dumps(default=...)
+        items = zip(found[0], found[1](obj), strict=True)
+    out = {}
+    for k, v in items:
+        tv = type(v)
+        if tv in _LEAVES:
+            if prune and (v is None or (tv is str and not v)):
+                continue
+            out[k] = v
+        elif tv is list or tv is tuple:
+            if prune and not v:
+                continue
+            # delete_empty_keys walks dicts directly inside a list, not lists inside lists
+            out[k] = [
+                x if type(x) in _LEAVES else _plain(x, prune and not (type(x) is list or type(x) is tuple))
+                for x in v
+            ]
+        else:
+            if prune and hasattr(v, "__iter__") and len(v) == 0:
+                continue
+            out[k] = _plain(v, prune and k != "extensions")
+    return out
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 @dataclass(frozen=True)
@@ -362,7 +639,7 @@ def build_avatar_scene(builder: GlbBuilder, avatar: RiggedAvatar, options: Expor
         head_mat,
         joints=avatar.skin_joints[lod.vertex_map],
         weights=avatar.skin_weights[lod.vertex_map],
-        targets=list(deltas),
+        targets=list(deltas) if builder.reference else deltas,
     )
     head_mesh = builder.mesh(
         g.Mesh(
@@ -375,7 +652,8 @@ def build_avatar_scene(builder: GlbBuilder, avatar: RiggedAvatar, options: Expor
     hair_node = None
     hair = avatar.hair
     if not hair.is_empty and len(hair.triangles):
-        tex = builder.texture(encode_image(hair.texture, lod.texture_size, "png"), "image/png", "hair")
+        encode = encode_image if builder.reference else encode_image_cached
+        tex = builder.texture(encode(hair.texture, lod.texture_size, "png"), "image/png", "hair")
         mode = hair.alpha_mode if hair.alpha_mode in ("MASK", "BLEND") else "MASK"
         hair_mat = builder.material(
             "hair",
@@ -421,10 +699,11 @@ def asset_extras(avatar: RiggedAvatar, options: ExportOptions) -> dict[str, Any]
     )
 
 
-def write_glb(avatar: RiggedAvatar, options: ExportOptions | None = None) -> bytes:
-    """The avatar as GLB bytes (see the module docstring)."""
+def write_glb(avatar: RiggedAvatar, options: ExportOptions | None = None, reference: bool = False) -> bytes:
+    """The avatar as GLB bytes (see the module docstring). ``reference``: the original, slower code
+    path (see :class:`GlbBuilder`), same glTF."""
     options = options or ExportOptions()
-    b = GlbBuilder()
+    b = GlbBuilder(reference=reference)
     parts = build_avatar_scene(b, avatar, options)
     roots = [parts.joint_nodes[0], parts.head_node] + (
         [parts.hair_node] if parts.hair_node is not None else []

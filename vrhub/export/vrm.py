@@ -166,8 +166,9 @@ def _body_texture(skin: tuple[int, int, int]) -> np.ndarray:
     return tex
 
 
-def write_vrm(avatar: RiggedAvatar, options: ExportOptions | None = None) -> bytes:
-    """The avatar as a VRM 1.0 file (GLB container with VRMC_vrm)."""
+def write_vrm(avatar: RiggedAvatar, options: ExportOptions | None = None, reference: bool = False) -> bytes:
+    """The avatar as a VRM 1.0 file (GLB container with VRMC_vrm); ``reference``: the writer's
+    original, slower code path (same file)."""
     options = options or ExportOptions()
     bones, parents, segments = _body(avatar)
     ground = min(float(lo[1]) for _, lo, _, _ in segments)
@@ -176,7 +177,7 @@ def write_vrm(avatar: RiggedAvatar, options: ExportOptions | None = None) -> byt
     bones = {n: p + offset for n, p in bones.items()}
     segments = [(b, lo + offset, hi + offset, c) for b, lo, hi, c in segments]
 
-    builder = GlbBuilder()
+    builder = GlbBuilder(reference=reference)
     parts = build_avatar_scene(builder, avatar, options)
     joint_pos = {j.name: np.array(j.position) for j in avatar.joints}
 

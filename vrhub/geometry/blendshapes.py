@@ -29,8 +29,10 @@ Public functions:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -222,6 +224,49 @@ class FaceFrame:
 
 
 # --------------------------------------------------------------------------------------------
+# per-process cache of what depends only on the mesh topology
+# --------------------------------------------------------------------------------------------
+
+#: (vertex count, triangle digest) -> (adjacency CSR (n, n), degree (n,) float64). Every avatar of
+#: the head template shares one topology, so this is built once per process.
+_ADJACENCY_CACHE: dict[tuple[int, bytes], tuple[Any, np.ndarray]] = {}
+_CACHE_SIZE = 8
+
+
+def topology_key(triangles: np.ndarray, n: int) -> tuple[int, bytes]:
+    """A cache key for a mesh topology: vertex count and a digest of the (m, 3) triangle indices
+    (as int64, so uint32 and int64 copies of one topology share the key)."""
+    t = np.ascontiguousarray(np.asarray(triangles, np.int64))
+    return n, hashlib.blake2b(t.tobytes(), digest_size=16).digest() + str(t.shape).encode()
+
+
+def _build_adjacency(triangles: np.ndarray, n: int) -> Any:
+    from scipy.sparse import coo_matrix
+
+    t = np.asarray(triangles, np.int64)
+    e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+    e = np.concatenate([e, e[:, ::-1]])
+    adj = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+    adj.data[:] = 1.0
+    return adj
+
+
+def mesh_adjacency(triangles: np.ndarray, n: int) -> tuple[Any, np.ndarray]:
+    """(adjacency, degree) of a mesh: (n, n) scipy CSR with 1 on every edge, (n,) float64 edge
+    count (at least 1); cached per topology for the life of the process."""
+    key = topology_key(triangles, n)
+    hit = _ADJACENCY_CACHE.pop(key, None)  # re-inserted below: least recently used goes first
+    if hit is None:
+        adj = _build_adjacency(triangles, n)
+        deg = np.maximum(np.asarray(adj.sum(1)).ravel(), 1)
+        if len(_ADJACENCY_CACHE) >= _CACHE_SIZE:
+            _ADJACENCY_CACHE.pop(next(iter(_ADJACENCY_CACHE)))
+        hit = (adj, deg)
+    _ADJACENCY_CACHE[key] = hit
+    return hit
+
+
+# --------------------------------------------------------------------------------------------
 # the field builder
 # --------------------------------------------------------------------------------------------
 
@@ -230,20 +275,24 @@ class _Builder:
     """Turns "these landmarks move by these offsets" into a smooth (n, 3) delta field."""
 
     def __init__(
-        self, vertices: np.ndarray, regions: Mapping[str, np.ndarray], triangles: np.ndarray | None = None
+        self,
+        vertices: np.ndarray,
+        regions: Mapping[str, np.ndarray],
+        triangles: np.ndarray | None = None,
+        reference: bool = False,
     ):
+        """reference : use the original, slower code paths (no topology cache, full fancy-index
+        gathers); kept for the equivalence test and bench/rig_export.py's baseline."""
         self.v = np.asarray(vertices, np.float64)
         self.n = len(self.v)
+        self.reference = reference
         self.adjacency = None
+        self.degree = None
         if triangles is not None and len(triangles):
-            from scipy.sparse import coo_matrix
-
-            t = np.asarray(triangles, np.int64)
-            e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
-            e = np.concatenate([e, e[:, ::-1]])
-            adj = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(self.n, self.n)).tocsr()
-            adj.data[:] = 1.0
-            self.adjacency = adj
+            if reference:
+                self.adjacency = _build_adjacency(triangles, self.n)
+            else:
+                self.adjacency, self.degree = mesh_adjacency(triangles, self.n)
         self.frame = FaceFrame.from_landmarks(self.v[:468])
         self.lm = self.frame.landmarks
         self.cm = self.frame.cm
@@ -255,11 +304,19 @@ class _Builder:
         rigid[:468] = False
         self.rigid = rigid
         # squared distances of every vertex to every landmark: (n, 468)
-        self.d2 = np.maximum(
-            (self.v**2).sum(1)[:, None] + (self.lm**2).sum(1)[None, :] - 2.0 * (self.v @ self.lm.T), 0.0
-        )
-        self.d2[np.arange(468), np.arange(468)] = 0.0
-        self.d2 = self.d2.astype(np.float32)  # halves the cost of every field; ample precision
+        if reference:
+            d2 = np.maximum(
+                (self.v**2).sum(1)[:, None] + (self.lm**2).sum(1)[None, :] - 2.0 * (self.v @ self.lm.T), 0.0
+            )
+        else:  # one matmul: [v, |v|^2, 1] . [-2 lm, 1, |lm|^2]
+            ones = np.ones((self.n, 1))
+            a = np.concatenate([self.v, (self.v**2).sum(1)[:, None], ones], 1)
+            b = np.concatenate([-2.0 * self.lm, ones[:468], (self.lm**2).sum(1)[:, None]], 1)
+            d2 = a @ b.T
+            np.maximum(d2, 0.0, out=d2)
+        d2[np.arange(468), np.arange(468)] = 0.0
+        self.d2 = d2.astype(np.float32)  # halves the cost of every field; ample precision
+        self._eye_centres: dict[str, np.ndarray] = {}
         self.jaw_weight = self._jaw_weights()
 
     def region(self, name: str) -> np.ndarray:
@@ -292,8 +349,16 @@ class _Builder:
         lo = self.lm[movers].min(0) - radius
         hi = self.lm[movers].max(0) + radius
         cand = np.flatnonzero(np.all((self.v >= lo) & (self.v <= hi), axis=1) & ~self.rigid)
-        cand = cand[~np.isin(cand, driven)]
-        d_moving = np.sqrt(self.d2[np.ix_(cand, movers)].min(1)) if len(cand) else np.zeros(0)
+        if self.reference:
+            cand = cand[~np.isin(cand, driven)]
+            d_moving = np.sqrt(self.d2[np.ix_(cand, movers)].min(1)) if len(cand) else np.zeros(0)
+            rows = None
+        else:
+            is_driven = np.zeros(self.n, bool)
+            is_driven[driven] = True
+            cand = cand[~is_driven[cand]]
+            rows = self.d2[cand]  # (c, 468) contiguous row gather, reused below
+            d_moving = np.sqrt(rows[:, movers].min(1)) if len(cand) else np.zeros(0)
         inside = d_moving < radius
         free, d_moving = cand[inside], d_moving[inside]
         if len(free):
@@ -303,7 +368,7 @@ class _Builder:
             anchors[driven] = False
             ctrl = np.concatenate([driven, np.flatnonzero(anchors)])
             ctrl_off = np.concatenate([offsets, np.zeros((int(anchors.sum()), 3))])
-            d2 = self.d2[np.ix_(free, ctrl)]
+            d2 = self.d2[np.ix_(free, ctrl)] if rows is None else rows[inside][:, ctrl]
             w = np.exp((d2 - d2.min(1, keepdims=True)) * np.float32(-0.5 / (sigma * sigma)))
             vals = (w @ ctrl_off.astype(np.float32)).astype(np.float64) / w.sum(
                 1, keepdims=True, dtype=np.float64
@@ -368,7 +433,11 @@ class _Builder:
         free = ~fixed
         free[:468] = False
         out = values.copy()
-        deg = np.maximum(np.asarray(self.adjacency.sum(1)).ravel(), 1)
+        deg = (
+            self.degree
+            if self.degree is not None
+            else np.maximum(np.asarray(self.adjacency.sum(1)).ravel(), 1)
+        )
         for _ in range(iterations):
             out[free] = (self.adjacency @ out)[free] / deg[free]
         return out
@@ -385,11 +454,16 @@ class _Builder:
 
     # -- the eyes --------------------------------------------------------------------------
     def eye_centre(self, side: str) -> np.ndarray:
+        if not self.reference and side in self._eye_centres:
+            return self._eye_centres[side].copy()
         ball = self.region(f"eyeball_{side}")
         if len(ball):
             lo, hi = self.v[ball].min(0), self.v[ball].max(0)
-            return 0.5 * (lo + hi)
-        return self.frame.eye_centre_estimate[side]
+            centre = 0.5 * (lo + hi)
+        else:
+            centre = self.frame.eye_centre_estimate[side]
+        self._eye_centres[side] = centre
+        return centre.copy()
 
     def lid_gap(self, side: str) -> np.ndarray:
         """(7, 3) lower-lid minus upper-lid landmark offsets, outer to inner."""
@@ -882,10 +956,14 @@ def blendshapes_and_jaw(
     regions: Mapping[str, np.ndarray] | None = None,
     visemes: bool = True,
     triangles: np.ndarray | None = None,
+    reference: bool = False,
 ) -> tuple[tuple[str, ...], np.ndarray, JawRig, dict[str, np.ndarray]]:
     """:func:`compute_blendshapes` and :func:`jaw_rig` in one pass (they share the distance table),
-    plus the eye centres: side ("L"/"R") -> (3,) metres."""
-    b = _Builder(vertices, regions or {}, triangles)
+    plus the eye centres: side ("L"/"R") -> (3,) metres.
+
+    reference : run the original (slower, uncached) code paths; the results agree with the default
+    fast path to float32 rounding (tests/test_rig_export_speed.py, bench/rig_export.py)."""
+    b = _Builder(vertices, regions or {}, triangles, reference=reference)
     shapes = _arkit_shapes(b)
     stack = [shapes[name] for name in ARKIT_BLENDSHAPES]
     names: tuple[str, ...] = ARKIT_BLENDSHAPES

@@ -11,11 +11,14 @@ from vrhub.pipeline.types import HairModel, HeadModel, RiggedAvatar
 VERSION = "1.0"
 
 
-def procedural_rig(head: HeadModel, hair: HairModel) -> RiggedAvatar:
+def procedural_rig(head: HeadModel, hair: HairModel, *, reference: bool = False) -> RiggedAvatar:
     """Procedural ARKit rig: joints root/neck/head/jaw/eyes, smooth neck and jaw weights, 52 ARKit
-    blendshapes and 15 visemes personalised to this head; hair bound rigidly to the head joint."""
+    blendshapes and 15 visemes personalised to this head; hair bound rigidly to the head joint.
+
+    reference : the original, slower code path (same rig to float32 rounding; for the bench and
+    the equivalence test)."""
     names, deltas, jaw, eyes = blendshapes_and_jaw(
-        head.vertices, head.regions, visemes=True, triangles=head.triangles
+        head.vertices, head.regions, visemes=True, triangles=head.triangles, reference=reference
     )
     skin = build_skin(head.vertices, head.regions, jaw, eyes)
     attributes = {
@@ -39,6 +42,16 @@ def procedural_rig(head: HeadModel, hair: HairModel) -> RiggedAvatar:
         blendshape_deltas=deltas,
         attributes=attributes,
     )
+
+
+def warm_up() -> None:
+    """Build the per-process topology cache (the head template's mesh adjacency, used to smooth
+    the jaw weights) now rather than in the first job."""
+    from vrhub.geometry.blendshapes import mesh_adjacency
+    from vrhub.geometry.head_template import get_head_template
+
+    template = get_head_template()
+    mesh_adjacency(template.triangles, len(template.vertices))
 
 
 @hookimpl
