@@ -1,17 +1,24 @@
-"""Rig build time and GLB size per level of detail, on heads the real pipeline builds from the
+"""Rig and export time (fast path against the original reference path), rig build time against
+the landmark basis, and GLB size per level of detail, on heads the real pipeline builds from the
 shared photos.
 
-Baselines measured in the same run: for time, the 468-landmark blendshape basis alone (what the
-tracking solver uses), so the table shows what the full head (skin weights, jaw smoothing, every
-vertex) adds; for size, the same GLB with dense morph targets (every vertex stored), so the table
-shows what sparse targets save.
+Baselines measured in the same run: for speed, the rig and export stages' original code paths
+(``reference=True``: no per-process topology caches, per-target normal recomputation through a
+sparse incidence matrix, pygltflib's JSON round trip), timed alternately with the fast paths on
+the same heads, warm (the caches filled by a first call), so both see the same machine load;
+for rig time, the 468-landmark blendshape basis alone (what the tracking solver uses), so the
+table shows what the full head (skin weights, jaw smoothing, every vertex) adds; for size, the
+same GLB with dense morph targets (every vertex stored), so the table shows what sparse targets
+save. The machine's load average is printed with the timings: on a shared machine quote the
+medians and the ratios.
 
-    python bench/rig_export.py [--photos N]
+    python bench/rig_export.py [--photos N] [--repeats R]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -40,14 +47,73 @@ def timed(fn, repeats: int = 3) -> float:
     return min(best)
 
 
+def fast_vs_reference(heads: list, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU seconds of the rig and the default export (GLB, lod high, 1024 texture), fast
+    and reference paths alternating, ``repeats`` times per head, after one warm-up call each."""
+    times: dict[str, dict[str, list[float]]] = {}
+
+    def run(key: str, fn, *args, **kw) -> None:
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn(*args, **kw)
+        w1, c1 = time.perf_counter(), time.process_time()
+        entry = times.setdefault(key, {"wall": [], "cpu": []})
+        entry["wall"].append(w1 - w0)
+        entry["cpu"].append(c1 - c0)
+
+    options = ExportOptions()
+    for head, hair in heads:
+        avatar = procedural_rig(head, hair)
+        for reference in (True, False):  # warm: caches, imports, encoder tables
+            procedural_rig(head, hair, reference=reference)
+            gltf_export(avatar, options, reference=reference)
+        for _ in range(repeats):
+            for reference in (True, False):
+                tag = "reference" if reference else "fast"
+                run(f"rig {tag}", procedural_rig, head, hair, reference=reference)
+                run(f"export {tag}", gltf_export, avatar, options, reference=reference)
+    return times
+
+
+def print_comparison(times: dict[str, dict[str, list[float]]]) -> None:
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    print(
+        f"{'stage':24s} {'reference ms':>13s} {'fast ms':>9s} {'ratio':>7s}"
+        f" {'ref CPU ms':>11s} {'fast CPU ms':>12s} {'CPU ratio':>10s}"
+    )
+    for stage in ("rig", "export"):
+        ref, fast = times[f"{stage} reference"], times[f"{stage} fast"]
+        rw, fw = statistics.median(ref["wall"]), statistics.median(fast["wall"])
+        rc, fc = statistics.median(ref["cpu"]), statistics.median(fast["cpu"])
+        label = "rig (procedural)" if stage == "rig" else "export (GLB high, 1024)"
+        print(
+            f"{label:24s} {rw * 1000:13.1f} {fw * 1000:9.1f} {rw / fw:6.1f}x"
+            f" {rc * 1000:11.1f} {fc * 1000:12.1f} {rc / fc:9.1f}x"
+        )
+    both_ref = [
+        a + b for a, b in zip(times["rig reference"]["wall"], times["export reference"]["wall"], strict=True)
+    ]
+    both_fast = [a + b for a, b in zip(times["rig fast"]["wall"], times["export fast"]["wall"], strict=True)]
+    rw, fw = statistics.median(both_ref), statistics.median(both_fast)
+    print(f"{'rig + export':24s} {rw * 1000:13.1f} {fw * 1000:9.1f} {rw / fw:6.1f}x")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per head and path")
+    ap.add_argument("--speed-only", action="store_true", help="only the fast/reference table")
     args = ap.parse_args()
     photos = face_photos()[: args.photos]
     if not photos:
         print("../shared/data/faces is absent")
         return 1
+    heads = [pipeline_head(name) for name in photos]
+    print(f"fast path against the reference path: {len(photos)} photos x {args.repeats} runs, warm")
+    print_comparison(fast_vs_reference(heads, args.repeats))
+    if args.speed_only:
+        return 0
+    print()
     rig_t, basis_t, verts = [], [], []
     sizes: dict[str, list[int]] = {k: [] for k in ("high", "medium", "low", "high, dense targets", "vrm")}
     for name in photos:
@@ -64,7 +130,8 @@ def main() -> int:
             gltf_writer.GlbBuilder.sparse_vec3 = lambda self, dense, tolerance=0.0, original=original: (
                 original(self, dense, -1.0)
             )
-            sizes["high, dense targets"].append(len(gltf_export(avatar, ExportOptions()).files["glb"]))
+            dense = gltf_export(avatar, ExportOptions(), reference=True)  # the path sparse_vec3 writes
+            sizes["high, dense targets"].append(len(dense.files["glb"]))
         finally:
             gltf_writer.GlbBuilder.sparse_vec3 = original
     print(f"{len(photos)} photos, head vertices median {int(np.median(verts))}")

@@ -317,6 +317,7 @@ class _Builder:
         d2[np.arange(468), np.arange(468)] = 0.0
         self.d2 = d2.astype(np.float32)  # halves the cost of every field; ample precision
         self._eye_centres: dict[str, np.ndarray] = {}
+        self._by_x: tuple[np.ndarray, np.ndarray] | None = None
         self.jaw_weight = self._jaw_weights()
 
     def region(self, name: str) -> np.ndarray:
@@ -348,12 +349,13 @@ class _Builder:
         # candidates: non-rigid vertices in the box around the moving landmarks
         lo = self.lm[movers].min(0) - radius
         hi = self.lm[movers].max(0) + radius
-        cand = np.flatnonzero(np.all((self.v >= lo) & (self.v <= hi), axis=1) & ~self.rigid)
         if self.reference:
+            cand = np.flatnonzero(np.all((self.v >= lo) & (self.v <= hi), axis=1) & ~self.rigid)
             cand = cand[~np.isin(cand, driven)]
             d_moving = np.sqrt(self.d2[np.ix_(cand, movers)].min(1)) if len(cand) else np.zeros(0)
             rows = None
         else:
+            cand = self._in_box(lo, hi)
             is_driven = np.zeros(self.n, bool)
             is_driven[driven] = True
             cand = cand[~is_driven[cand]]
@@ -377,6 +379,20 @@ class _Builder:
             out[free] = vals * fade[:, None]
         out[driven] = offsets
         return out
+
+    def _in_box(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """(c,) ascending indices of the non-rigid vertices with lo <= v <= hi (all three axes),
+        through the non-rigid vertices sorted by x (two binary searches, then a short slice)."""
+        if self._by_x is None:
+            nonrigid = np.flatnonzero(~self.rigid)
+            order = nonrigid[np.argsort(self.v[nonrigid, 0], kind="stable")]
+            self._by_x = (order, self.v[order])
+        order, sorted_v = self._by_x
+        i0 = int(np.searchsorted(sorted_v[:, 0], lo[0], side="left"))
+        i1 = int(np.searchsorted(sorted_v[:, 0], hi[0], side="right"))
+        sv = sorted_v[i0:i1]
+        inside = (sv[:, 1] >= lo[1]) & (sv[:, 1] <= hi[1]) & (sv[:, 2] >= lo[2]) & (sv[:, 2] <= hi[2])
+        return np.sort(order[i0:i1][inside])
 
     def scalar_field(self, driven: np.ndarray, values: np.ndarray, sigma_cm: float) -> np.ndarray:
         """(n,) Gaussian-weighted mean of ``values`` on the ``driven`` landmarks, for every vertex."""
