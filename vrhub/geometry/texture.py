@@ -33,6 +33,7 @@ import numpy as np
 from scipy import sparse
 
 from vrhub.geometry.canonical_face import EYE_RING_L, EYE_RING_R, MOUTH_RING, load_canonical_face
+from vrhub.geometry.colour_constancy import IDENTITY, tone_correction
 from vrhub.geometry.head_template import ISLANDS, HeadTemplate, get_head_template
 
 MIN_TEXTURE, MAX_TEXTURE = 256, 2048
@@ -59,7 +60,8 @@ class BakedTexture:
     skin_visible: float
     occluded: float
     shading_coefficients: np.ndarray
-    #: (gamma, gains) applied to the photo's colours before de-lighting (see sclera_correction)
+    #: (gamma, gains) applied to the photo's colours before de-lighting (see
+    #: :func:`vrhub.geometry.colour_constancy.tone_correction`)
     correction: tuple[float, tuple[float, float, float]] = (1.0, (1.0, 1.0, 1.0))
 
 
@@ -142,86 +144,6 @@ def _sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
         image, grid.reshape(rows, cols, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return out.reshape(rows * cols, -1)[:k]
-
-
-#: Median bright-sclera colour (sRGB, 0..1) of the ten evenly lit shared Congress portraits, as
-#: measured by :func:`sclera_pixels`: the reference the photo's eye whites are corrected toward.
-SCLERA_REFERENCE = np.array([0.641, 0.530, 0.518])
-#: Natural range of eye-white luminance and chromaticity (per channel, colour / mean) among
-#: well-exposed portraits (the shared Congress photos span 0.49..0.68 and +-0.23): inside these
-#: bands nothing is corrected, so a person's own skin tone is never "normalised" away; only the
-#: part of a deviation beyond the band (a strong gamma, exposure or colour cast) is undone.
-LUMINANCE_BAND = (0.45, 0.75)
-CHROMA_BAND = 0.25
-#: Eye whites darker than these luminances are not trusted (a hat's shadow, closed eyes, tiny
-#: eyes); the correction fades in between them.
-TRUST_RAMP = (0.25, 0.35)
-GAMMA_RANGE = (0.5, 2.0)
-
-
-def sclera_pixels(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """(k, 3) float64 RGB 0..1 of the brightest eye-white pixels of both eyes (iris disc excluded)."""
-    lm = np.asarray(landmarks, np.float64)
-    h, w = photo.shape[:2]
-    out = []
-    for ring, iris in ((EYE_RING_L, IRIS_L), (EYE_RING_R, IRIS_R)):
-        poly = lm[list(ring), :2]
-        x0, y0 = np.floor(poly.min(0)).astype(int)
-        x1, y1 = np.ceil(poly.max(0)).astype(int) + 1
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 - x0 < 3 or y1 - y0 < 2:
-            continue
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 4).astype(np.int32)], 1, shift=2)
-        mask = cv2.erode(mask, np.ones((2, 2), np.uint8))
-        c = lm[iris[0], :2]
-        radius = np.linalg.norm(lm[list(iris[1:]), :2] - c, axis=1).mean()
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        keep = (mask > 0) & (np.hypot(xx - c[0], yy - c[1]) > radius * 1.15)
-        px = photo[y0:y1, x0:x1][keep].astype(np.float64) / 255.0
-        if len(px) >= 4:
-            lum = px.mean(1)
-            out.append(px[lum >= np.quantile(lum, 0.75)])
-    return np.concatenate(out) if out else np.zeros((0, 3))
-
-
-def sclera_correction(photo: np.ndarray, landmarks: np.ndarray) -> tuple[float, np.ndarray]:
-    """Tone-curve exponent and per-channel gains for a photo whose eye whites are outside the
-    natural range: ``corrected = (value ** gamma) * gains`` (values 0..1).
-
-    The exponent takes the sclera's luminance to the nearest edge of :data:`LUMINANCE_BAND`
-    (identity inside it); the gains take each channel's chromaticity to within
-    :data:`CHROMA_BAND` of :data:`SCLERA_REFERENCE`'s. With fewer than 12 sclera pixels, or eye
-    whites darker than :data:`TRUST_RAMP`, nothing is corrected: returns (1.0, ones).
-    """
-    px = sclera_pixels(photo, landmarks)
-    if len(px) < 12:
-        return 1.0, np.ones(3)
-    measured = np.clip(np.median(px, axis=0), 0.02, 0.98)
-    lum = float(measured.mean())
-    lo, hi = TRUST_RAMP
-    trust = float(np.clip((lum - lo) / (hi - lo), 0.0, 1.0))
-    if trust == 0.0:
-        return 1.0, np.ones(3)
-    target = float(np.clip(lum, *LUMINANCE_BAND))
-    gamma = float(np.clip(np.log(target) / np.log(lum), *GAMMA_RANGE))
-    gamma = 1.0 + (gamma - 1.0) * trust
-    after = measured**gamma
-    chroma_ref = SCLERA_REFERENCE / SCLERA_REFERENCE.mean()
-    chroma = after / after.mean()
-    wanted = np.clip(chroma, chroma_ref - CHROMA_BAND, chroma_ref + CHROMA_BAND)
-    gains = (wanted / chroma) ** trust
-    gains /= gains.mean()
-    return gamma, gains
-
-
-def _apply_correction(rgb: np.ndarray, correction: tuple[float, np.ndarray]) -> np.ndarray:
-    """rgb (k, 3) in 0..255 -> float32 0..255 corrected by :func:`sclera_correction`'s result."""
-    gamma, gains = correction
-    if gamma == 1.0 and np.allclose(gains, 1.0):
-        return np.asarray(rgb, np.float32)
-    v = np.clip(np.asarray(rgb, np.float32) / 255.0, 0.0, 1.0)
-    return np.clip((v ** np.float32(gamma)) * gains.astype(np.float32), 0.0, 1.0) * 255.0
 
 
 def _sh9(n: np.ndarray) -> np.ndarray:
@@ -318,6 +240,7 @@ def bake_head_texture(
     size: int = 1024,
     template: HeadTemplate | None = None,
     white_balance: bool = True,
+    background_mask: np.ndarray | None = None,
 ) -> BakedTexture:
     """Bake the albedo atlas.
 
@@ -327,8 +250,11 @@ def bake_head_texture(
     rotation : (3, 3) camera-from-head rotation (FaceObservation.rotation; camera y up, z to viewer).
     skin_mask : (h, w) float in [0, 1] or None — where the photo shows face skin.
     size : texture side, 256..2048.
-    white_balance : normalise exposure, tone curve and colour cast on the eye whites
-        (:func:`sclera_correction`).
+    white_balance : undo a strong tone curve or colour cast, judged from eye whites, teeth,
+        background and the whole photo, never from the skin
+        (:func:`vrhub.geometry.colour_constancy.tone_correction`).
+    background_mask : (h, w) float in [0, 1] or None — the segmentation's background (a cue for
+        the tone curve).
     """
     if not MIN_TEXTURE <= size <= MAX_TEXTURE:
         raise ValueError(f"texture size must be between {MIN_TEXTURE} and {MAX_TEXTURE}, got {size}")
@@ -351,9 +277,9 @@ def bake_head_texture(
     ).astype(np.float32)
     at_own = raster.interp @ attrs
     at_mir = raster.interp @ attrs[face.mirror]
-    correction = sclera_correction(photo, lm) if white_balance else (1.0, np.ones(3))
-    own = _apply_correction(_sample(photo, at_own[:, :2]), correction)
-    mirrored = _apply_correction(_sample(photo, at_mir[:, :2]), correction)
+    correction = tone_correction(photo, lm, background_mask) if white_balance else IDENTITY
+    own = correction.apply(_sample(photo, at_own[:, :2]))
+    mirrored = correction.apply(_sample(photo, at_mir[:, :2]))
     vis_own, vis_mir = at_own[:, 2], at_mir[:, 2]
     skin_w, fade = at_own[:, 6], at_own[:, 7]
     if skin_mask is not None:
@@ -403,7 +329,7 @@ def bake_head_texture(
     if work != size:
         tex = cv2.resize(tex, (size, size), interpolation=cv2.INTER_LINEAR)
     iris, _ = _iris_colour(photo, lm)
-    iris = _apply_correction(iris[None], correction)[0]
+    iris = correction.apply(iris[None])[0]
     _draw_eye(tex, iris)
     _fill_island(tex, "teeth", TEETH, 0.15)
     _fill_island(tex, "tongue", TONGUE, 0.25)
@@ -419,5 +345,5 @@ def bake_head_texture(
         skin_visible=float((vis_own > 0.5).mean()),
         occluded=occluded,
         shading_coefficients=coeffs,
-        correction=(float(correction[0]), tuple(float(g) for g in correction[1])),
+        correction=(float(correction.gamma), tuple(float(g) for g in correction.gains)),
     )

@@ -223,7 +223,16 @@ def reconstruct_head(
     origin = np.array([0.0, float(iris[:, 1].mean()), float(v[ears, 2].mean())])
     vertices_m = ((v - origin) / 100.0).astype(np.float32)
     skin = segmentation.skin if segmentation is not None else None
-    baked = bake_head_texture(photo.pixels, face.landmarks, v[:468], face.rotation, skin, size=texture_size)
+    background = segmentation.background if segmentation is not None else None
+    baked = bake_head_texture(
+        photo.pixels,
+        face.landmarks,
+        v[:468],
+        face.rotation,
+        skin,
+        size=texture_size,
+        background_mask=background,
+    )
     warnings: list[str] = []
     glasses = glasses_score(photo.pixels, face.landmarks)
     if glasses > GLASSES_WARNING:
