@@ -220,3 +220,19 @@ def test_quality_report_adds_a_measured_nme_to_the_stage_report(built) -> None:
     assert 0.0 < q["nme_percent"] < 5.0
     assert q["yaw"] == result.avatar.head.quality["yaw"]
     assert isinstance(q["warnings"], list)
+
+
+def test_stranger_baseline_and_same_speaker_rows_measure_real_differences(built) -> None:
+    from dataclasses import replace
+
+    from vrhub.evaluation.robustness import stranger_baseline
+
+    _, result = built
+    head = result.avatar.head
+    v = np.asarray(head.vertices, np.float64).copy()
+    v[:, 0] *= 1.08  # a wider face
+    other = replace(head, vertices=v, albedo=gamma(head.albedo, 1.3))
+    rows = stranger_baseline(["a", "b"], [head, other])
+    assert [r.source for r in rows] == ["a", "b"]
+    assert all(r.geometry > 0.005 and r.albedo_de > 1.0 for r in rows)
+    assert "nearest: b" in rows[0].note

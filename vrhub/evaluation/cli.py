@@ -31,7 +31,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"vrhub eval: {exc}", file=sys.stderr)
         return 2
     paths = [Path(p) for p in args.photos]
-    missing = [str(p) for p in [*paths, *map(Path, args.video)] if not p.is_file()]
+    pairs = []
+    for pair in args.same_speaker:
+        a, _, b = pair.partition(",")
+        pairs.append((Path(a), Path(b)))
+    extra = [*map(Path, args.video), *(p for ab in pairs for p in ab)]
+    missing = [str(p) for p in [*paths, *extra] if not p.is_file()]
     if missing:
         print(f"vrhub eval: not a file: {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -42,7 +47,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
 
     ev = evaluate(
-        paths, stages, videos=[Path(v) for v in args.video], robustness=not args.no_robustness, log=log
+        paths,
+        stages,
+        videos=[Path(v) for v in args.video],
+        robustness=not args.no_robustness,
+        same_speaker=pairs,
+        log=log,
     )
     if not ev.photos:
         print("vrhub eval: no avatar could be built from the given files", file=sys.stderr)
@@ -77,6 +87,13 @@ def add_eval(sub: Any) -> None:
         default=[],
         metavar="FILE",
         help="a talking-head video: heads from later frames are compared with the first (repeatable)",
+    )
+    p.add_argument(
+        "--same-speaker",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="two videos of the same person: heads from B against the first frame of A (repeatable)",
     )
     p.add_argument("--no-robustness", action="store_true", help="skip the relit-variant and video builds")
     p.add_argument("--stages", default="", help="implementation per slot, e.g. hair_model=none")

@@ -24,7 +24,13 @@ from PIL import Image, ImageDraw
 
 from vrhub.evaluation.likeness import Identification, Likeness, identification, measure_likeness
 from vrhub.evaluation.render import render_view
-from vrhub.evaluation.robustness import RobustnessRow, photo_robustness, video_robustness
+from vrhub.evaluation.robustness import (
+    RobustnessRow,
+    photo_robustness,
+    same_speaker_robustness,
+    stranger_baseline,
+    video_robustness,
+)
 from vrhub.pipeline.plugins import StageImpl
 from vrhub.pipeline.run import PipelineResult
 from vrhub.pipeline.types import ARKIT_BLENDSHAPES, SLOTS, Photo
@@ -71,6 +77,7 @@ def evaluate(
     stages: Mapping[str, StageImpl],
     videos: Sequence[Path] = (),
     robustness: bool = True,
+    same_speaker: Sequence[tuple[Path, Path]] = (),
     log: Callable[[str], None] = lambda s: None,
 ) -> Evaluation:
     """Build and measure an avatar for every photo in ``paths`` (files that are not photos with a
@@ -108,6 +115,10 @@ def evaluate(
         for video in videos:
             rows += video_robustness(Path(video), stages)
             log(f"robustness {Path(video).name}: done")
+        rows += stranger_baseline([e.name for e in done], [e.result.avatar.head for e in done])
+        for a, b in same_speaker:
+            rows += same_speaker_robustness(Path(a), Path(b), stages)
+            log(f"robustness {Path(a).name} / {Path(b).name}: done")
     return Evaluation(done, skipped, ident, rows)
 
 
@@ -195,7 +206,13 @@ def robustness_summary(ev: Evaluation) -> str:
     """Per variant: median and worst geometry and ΔE over all sources."""
     by: dict[str, list[RobustnessRow]] = {}
     for r in ev.robustness:
-        key = "video frames" if r.variant.startswith("frame ") else r.variant
+        key = (
+            "video frames"
+            if r.variant.startswith("frame ")
+            else "other video, same speaker"
+            if r.variant.startswith("other video")
+            else r.variant
+        )
         by.setdefault(key, []).append(r)
     rows = []
     for key, rs in by.items():

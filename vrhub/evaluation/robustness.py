@@ -259,3 +259,64 @@ def video_robustness(
             continue
         rows.append(compare(path.name, f"frame {k} vs {first}", reference, other))
     return rows
+
+
+def same_speaker_robustness(
+    first: Path, second: Path, stages: Mapping[str, StageImpl], indices: tuple[int, ...] = (0, 40)
+) -> list[RobustnessRow]:
+    """Heads from frames of ``second`` against the head from the first frame of ``first``: two
+    recordings of the same person (another session, other words, other framing)."""
+    from vrhub.pipeline.run import PipelineError
+
+    a = video_frames(first, indices[:1])
+    b = video_frames(second, indices)
+    if not a or not b:
+        return [
+            RobustnessRow(
+                f"{first.name} / {second.name}", "other video", float("nan"), float("nan"), "could not decode"
+            )
+        ]
+    reference = build_head(Photo(next(iter(a.values())), first.name), stages)[1]
+    rows = []
+    for k in sorted(b):
+        label = f"other video, same speaker: {second.name} frame {k}"
+        try:
+            other = build_head(Photo(b[k], second.name), stages)[1]
+        except PipelineError as exc:
+            rows.append(compare(first.name, label, reference, None, str(exc)))
+            continue
+        rows.append(compare(first.name, label, reference, other))
+    return rows
+
+
+def stranger_baseline(names: list[str], heads: list[HeadModel]) -> list[RobustnessRow]:
+    """The scale of the metrics between different people: for every head, the smallest geometry
+    difference and the smallest albedo ΔE2000 to any other head (each may be a different person)."""
+    if len(heads) < 2:
+        return []
+    mask = face_uv_mask(heads[0], heads[0].albedo.shape[0])
+    size = heads[0].albedo.shape[:2]
+    labs = []
+    for h in heads:
+        tex = (
+            h.albedo
+            if h.albedo.shape[:2] == size
+            else cv2.resize(h.albedo, size[::-1], interpolation=cv2.INTER_AREA)
+        )
+        labs.append(rgb_to_lab(tex[mask]))
+    rows = []
+    for i, head in enumerate(heads):
+        others = [j for j in range(len(heads)) if j != i]
+        geo = {j: geometry_difference(head, heads[j]) for j in others}
+        de = {j: float(ciede2000(labs[i], labs[j]).mean()) for j in others}
+        jg, jd = min(geo, key=geo.get), min(de, key=de.get)
+        rows.append(
+            RobustnessRow(
+                names[i],
+                "different person (nearest other photo; baseline)",
+                geo[jg],
+                de[jd],
+                f"nearest: {names[jg]} (geometry), {names[jd]} (albedo)",
+            )
+        )
+    return rows
