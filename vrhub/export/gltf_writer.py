@@ -95,10 +95,22 @@ def vertex_triangles(triangles: np.ndarray, n: int) -> np.ndarray:
     return table
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (k, 3) arrays: ``np.cross``'s formula (same bits), several
+    times faster for many short rows."""
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
+    a0, a1, a2 = a[:, 0], a[:, 1], a[:, 2]
+    b0, b1, b2 = b[:, 0], b[:, 1], b[:, 2]
+    np.subtract(a1 * b2, a2 * b1, out=out[:, 0])
+    np.subtract(a2 * b0, a0 * b2, out=out[:, 1])
+    np.subtract(a0 * b1, a1 * b0, out=out[:, 2])
+    return out
+
+
 def _face_normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
     """(m, 3) float64 un-normalised face normals (twice the area) of float64 ``v`` and int ``t``."""
     a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
-    return np.cross(b - a, c - a)
+    return _cross(b - a, c - a)
 
 
 def _unit_rows(nsum: np.ndarray) -> np.ndarray:
@@ -453,7 +465,7 @@ class GlbBuilder:
         flat = kt[:, None] * n + tt[kf]  # (K, 3) corners as target * n + vertex
         p = np.take(vv, tt[kf], axis=0) + np.take(deltas.reshape(-1, 3), flat, axis=0)  # (K, 3, 3)
         faces = np.concatenate(
-            [_face_normals(vv, tt), np.zeros((1, 3)), np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])]
+            [_face_normals(vv, tt), np.zeros((1, 3)), _cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])]
         )
         face_of = np.empty((count, m + 1), np.int32)  # per target: its rest face, or its posed row
         face_of[:] = np.arange(m + 1, dtype=np.int32)

@@ -372,9 +372,11 @@ class _Builder:
             ctrl_off = np.concatenate([offsets, np.zeros((int(anchors.sum()), 3))])
             d2 = self.d2[np.ix_(free, ctrl)] if rows is None else rows[inside][:, ctrl]
             w = np.exp((d2 - d2.min(1, keepdims=True)) * np.float32(-0.5 / (sigma * sigma)))
-            vals = (w @ ctrl_off.astype(np.float32)).astype(np.float64) / w.sum(
-                1, keepdims=True, dtype=np.float64
-            )
+            if self.reference:
+                num = w @ ctrl_off.astype(np.float32)
+            else:  # the anchors' offsets are zero: only the driven columns add to the sum
+                num = w[:, : len(driven)] @ offsets.astype(np.float32)
+            vals = num.astype(np.float64) / w.sum(1, keepdims=True, dtype=np.float64)
             fade = _smoothstep(radius, 0.7 * radius, d_moving)
             out[free] = vals * fade[:, None]
         out[driven] = offsets
