@@ -10,8 +10,9 @@ Table 1, likeness (NME % by inter-ocular distance after a similarity alignment):
   - the avatar rendered in the photo's pose (with the photo's expression re-applied) and neutral.
 Table 2, robustness: the neutral head's face geometry (RMS % of face width) and albedo
 (mean ΔE2000 over the face UV island) of every relit variant against the photo's own build,
-beside the noise floor (the same photo decoded twice and built again), and later frames of each
-video against its first frame. Goals: geometry <= 1 %, ΔE2000 <= 5, NME <= 1.5 %.
+beside the noise floor (the same photo decoded twice and built again) and the different-person
+scale (each head against the nearest other photo's head), and later frames of each video against
+its first frame. Goals: geometry <= 1 %, ΔE2000 <= 5, NME <= 1.5 %.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ import numpy as np
 from PIL import Image
 
 from vrhub.evaluation.likeness import detect_landmarks, measure_likeness, nme
-from vrhub.evaluation.robustness import RobustnessRow, build_head, compare, relit_variants, video_robustness
+from vrhub.evaluation.robustness import (
+    RobustnessRow,
+    build_head,
+    compare,
+    relit_variants,
+    stranger_baseline,
+    video_robustness,
+)
 from vrhub.photo_io import decode_photo
 from vrhub.pipeline.plugins import default_registry
 from vrhub.pipeline.run import PipelineError, run_pipeline
@@ -127,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     rob: list[RobustnessRow] = []
+    references = []
     for path, photo, _ in built:
         reference = build_head(photo, stages)[1]
+        references.append(reference)
         again = decode_photo(path.read_bytes(), name=path.name)
         rob.append(
             compare(path.name, "baseline: same photo decoded twice", reference, build_head(again, stages)[1])
@@ -142,10 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             rob.append(compare(path.name, variant, reference, other))
     for video in videos:
         rob += video_robustness(video, stages)
+    # the scale of the metrics between different people, measured on the same builds
+    rob += stranger_baseline([p.name for p, _, _ in built], references)
 
     by: dict[str, list[RobustnessRow]] = {}
     for r in rob:
         by.setdefault("video frames" if r.variant.startswith("frame ") else r.variant, []).append(r)
+
     summary = []
     for key, rs in by.items():
         g = [r.geometry for r in rs if not math.isnan(r.geometry)]
