@@ -643,14 +643,18 @@ def build_avatar_scene(builder: GlbBuilder, avatar: RiggedAvatar, options: Expor
         keep = [i for i, n in enumerate(names) if not n.startswith("viseme_")]
         names = tuple(names[i] for i in keep)
         deltas = deltas[keep]
-    deltas = deltas[:, lod.vertex_map]
+    vmap = lod.vertex_map
+    every_vertex = len(vmap) == len(head.vertices) and bool(np.all(vmap == np.arange(len(vmap))))
+    if every_vertex and not builder.reference:  # lod high: no copies of the per-vertex arrays
+        vmap = slice(None)
+    deltas = deltas[:, vmap]
     prim = builder.primitive(
-        head.vertices[lod.vertex_map],
+        head.vertices[vmap],
         lod.triangles,
-        head.uvs[lod.vertex_map],
+        head.uvs[vmap],
         head_mat,
-        joints=avatar.skin_joints[lod.vertex_map],
-        weights=avatar.skin_weights[lod.vertex_map],
+        joints=avatar.skin_joints[vmap],
+        weights=avatar.skin_weights[vmap],
         targets=list(deltas) if builder.reference else deltas,
     )
     head_mesh = builder.mesh(
