@@ -288,17 +288,19 @@ class GlbBuilder:
         materialising or scanning the zero rows.
         """
         vals = np.asarray(values, np.float32)
-        if peak is None:
-            peak = np.abs(vals).max(1) if len(vals) else np.zeros(0, np.float32)
+        if peak is None:  # abs max per row, column by column (numpy's small-axis reductions are slow)
+            a = np.abs(vals)
+            peak = np.maximum(np.maximum(a[:, 0], a[:, 1]), a[:, 2])
         mask = peak >= tolerance
-        keep = np.asarray(rows, np.int64)[mask]
-        vals = vals[mask]
+        keep = np.compress(mask, np.asarray(rows, np.int64))
+        vals = np.compress(mask, vals, axis=0)
         if len(keep) == 0:
             keep = np.array([0])
             vals = np.zeros((1, 3), np.float32)
-        lo, hi = vals.min(0), vals.max(0)
+        lo = [float(vals[:, c].min()) for c in range(3)]
+        hi = [float(vals[:, c].max()) for c in range(3)]
         if len(keep) < count:  # the rows left out are zeros
-            lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+            lo, hi = [min(x, 0.0) for x in lo], [max(x, 0.0) for x in hi]
         idx_dtype = np.uint16 if count <= 65535 else np.uint32
         idx_view = self.buffer_view(keep.astype(idx_dtype).tobytes())
         val_view = self.buffer_view(np.ascontiguousarray(vals).tobytes())
@@ -309,8 +311,8 @@ class GlbBuilder:
             normalized=None,
             count=int(count),
             type=g.VEC3,
-            min=[float(x) for x in lo],
-            max=[float(x) for x in hi],
+            min=lo,
+            max=hi,
             sparse=g.Sparse(
                 count=len(keep),
                 indices=g.AccessorSparseIndices(
