@@ -229,7 +229,7 @@ def robustness_summary(ev: Evaluation) -> str:
                 _pct(gmax, 3),
                 _num(_median(d)),
                 _num(dmax),
-                "yes" if ok else "no",
+                "(baseline)" if "baseline" in key or "noise floor" in key else "yes" if ok else "no",
             )
         )
     return _md(
