@@ -318,6 +318,7 @@ class _Builder:
         self.d2 = d2.astype(np.float32)  # halves the cost of every field; ample precision
         self._eye_centres: dict[str, np.ndarray] = {}
         self._by_x: tuple[np.ndarray, np.ndarray] | None = None
+        self.lm_columns = np.ascontiguousarray(self.lm.T)  # (3, 468)
         self.jaw_weight = self._jaw_weights()
 
     def region(self, name: str) -> np.ndarray:
@@ -340,15 +341,23 @@ class _Builder:
         uniq, last = np.unique(driven[::-1], return_index=True)
         driven, offsets = uniq, offsets[::-1][last]
         out = np.zeros((self.n, 3))
-        moving = np.linalg.norm(offsets, axis=1) > 1e-9
+        if self.reference:
+            moving = np.linalg.norm(offsets, axis=1) > 1e-9
+        else:
+            moving = np.sqrt(offsets[:, 0] ** 2 + offsets[:, 1] ** 2 + offsets[:, 2] ** 2) > 1e-9
         if not moving.any():
             return out
         radius = radius_cm * self.cm
         sigma = (sigma_cm if sigma_cm is not None else 0.3 * radius_cm) * self.cm
         movers = driven[moving]
         # candidates: non-rigid vertices in the box around the moving landmarks
-        lo = self.lm[movers].min(0) - radius
-        hi = self.lm[movers].max(0) + radius
+        if self.reference:
+            lo = self.lm[movers].min(0) - radius
+            hi = self.lm[movers].max(0) + radius
+        else:  # column by column: numpy's reductions over a short axis are slow
+            pts = self.lm_columns[:, movers]
+            lo = np.array([pts[0].min(), pts[1].min(), pts[2].min()]) - radius
+            hi = np.array([pts[0].max(), pts[1].max(), pts[2].max()]) + radius
         if self.reference:
             cand = np.flatnonzero(np.all((self.v >= lo) & (self.v <= hi), axis=1) & ~self.rigid)
             cand = cand[~np.isin(cand, driven)]
