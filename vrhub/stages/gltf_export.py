@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pygltflib
+
 from vrhub import hookimpl
 from vrhub.export.gltf_writer import write_glb
 from vrhub.pipeline.types import ExportedFiles, ExportOptions, RiggedAvatar
@@ -29,13 +31,24 @@ def gltf_export(avatar: RiggedAvatar, options: ExportOptions, *, reference: bool
 
 
 def warm_up() -> None:
-    """Build the per-process topology caches for the head template (the vertex-triangle table
-    the morph-target normals use) now rather than in the first job."""
-    from vrhub.export.gltf_writer import vertex_triangles
+    """Build the per-process topology cache for the head template (the vertex-triangle table the
+    morph-target normals use) and write one small GLB of the template mesh (image encoders,
+    JSON writer), so the first job pays for neither."""
+    import numpy as np
+
+    from vrhub.export.gltf_writer import GlbBuilder, encode_image
     from vrhub.geometry.head_template import get_head_template
 
     template = get_head_template()
-    vertex_triangles(template.triangles, len(template.vertices))
+    v = np.asarray(template.vertices, np.float32) * np.float32(0.01)
+    targets = np.zeros((2, len(v), 3), np.float32)
+    targets[1, : min(len(v), 468), 2] = 0.001
+    b = GlbBuilder()
+    b.texture(encode_image(np.zeros((16, 16, 3), np.uint8), 16, "jpeg"), "image/jpeg", "warm_up")
+    b.texture(encode_image(np.zeros((16, 16, 4), np.uint8), 16, "png"), "image/png", "warm_up")
+    prim = b.primitive(v, template.triangles, template.uvs, b.material("warm_up"), targets=targets)
+    b.mesh(pygltflib.Mesh(name="warm_up", primitives=[prim]))
+    b.to_glb()
 
 
 @hookimpl

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from vrhub import hookimpl
 from vrhub.geometry.blendshapes import EYE_LOOK_DEGREES, blendshapes_and_jaw
 from vrhub.geometry.skinning import build_skin
@@ -46,12 +48,14 @@ def procedural_rig(head: HeadModel, hair: HairModel, *, reference: bool = False)
 
 def warm_up() -> None:
     """Build the per-process topology cache (the head template's mesh adjacency, used to smooth
-    the jaw weights) now rather than in the first job."""
-    from vrhub.geometry.blendshapes import mesh_adjacency
+    the jaw weights) and run the rig once on the template head (metres), so the first job pays
+    for neither."""
     from vrhub.geometry.head_template import get_head_template
 
     template = get_head_template()
-    mesh_adjacency(template.triangles, len(template.vertices))
+    blendshapes_and_jaw(
+        np.asarray(template.vertices, np.float64) * 0.01, template.regions, triangles=template.triangles
+    )
 
 
 @hookimpl
