@@ -6,7 +6,14 @@ import importlib
 import inspect
 import sys
 
-BENCHES = ("bench.pipeline", "bench.hair_stages", "bench.rig_export", "bench.relay", "bench.solver")
+BENCHES = (
+    "bench.pipeline",
+    "bench.hair_stages",
+    "bench.rig_export",
+    "bench.face_robustness",
+    "bench.relay",
+    "bench.solver",
+)
 
 
 def main() -> int:

@@ -38,6 +38,8 @@ class Settings:
     #: Default stage choices, e.g. ``"hair_model=braids,reconstruct=landmark_head"``.
     stages: str = ""
     keep_photos: bool = False
+    #: After each build, render the avatar in the photo's pose and store the likeness NME (~0.3 s).
+    measure_likeness: bool = True
     max_upload_bytes: int = 15 * 1024 * 1024
     max_pixels: int = 40_000_000
     #: Local job runner: number of worker processes (0 = run in a thread of the hub; for tests).

@@ -107,6 +107,8 @@ class BuildRequest:
     #: makes VRM on first download instead, to keep builds short.
     formats: tuple[str, ...] = ("glb",)
     plugin_modules: tuple[str, ...] | None = None
+    #: Render the avatar in the photo's pose and store the likeness NME in its quality report.
+    measure_likeness: bool = True
 
 
 def jsonable(value: Any) -> Any:
@@ -130,6 +132,23 @@ def _failed(
         "error": {"code": code, "message": message, "detail": detail or {}},
         "timings": timings or {},
     }
+
+
+def _measure_likeness(result: Any) -> dict[str, Any]:
+    """The stage's quality report plus the measured likeness NME (render + re-detection); never fails
+    the avatar: a measuring error is a warning in the report."""
+    t0 = time.perf_counter()
+    try:
+        from vrhub.evaluation.likeness import quality_report
+
+        quality = quality_report(result.avatar, result.face)
+    except Exception as exc:  # noqa: BLE001 - the avatar is fine; only its measurement failed
+        log.warning("likeness measurement failed", exc_info=True)
+        quality = dict(result.avatar.head.quality)
+        quality["warnings"] = [*quality.get("warnings", []), f"likeness not measured: {exc}"]
+        quality["nme_percent"] = None
+    quality["nme_seconds"] = round(time.perf_counter() - t0, 3)
+    return quality
 
 
 def build_avatar(request: BuildRequest, progress: ProgressFn | None = None) -> dict[str, Any]:
@@ -200,9 +219,12 @@ def build_avatar(request: BuildRequest, progress: ProgressFn | None = None) -> d
         for fmt, data in asset.files.items():
             blobs[fmt] = store.put(data)
         head = result.avatar.head
+        quality = head.quality
+        if request.measure_likeness:
+            quality = _measure_likeness(result)
         attributes = {
             "hair": dataclasses.asdict(result.attributes),
-            "quality": head.quality,
+            "quality": quality,
             "warnings": warnings,
             "stages": result.stages,
             "faces_found": result.face.faces_found,

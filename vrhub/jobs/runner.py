@@ -207,6 +207,7 @@ class JobRunner:
                 max_pixels=s.max_pixels,
                 stage_timeout=s.stage_timeout or None,
                 plugin_modules=self.plugin_modules,
+                measure_likeness=s.measure_likeness,
             )
             heartbeat = asyncio.create_task(self._heartbeat(job.id))
             try:
