@@ -19,15 +19,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "grid_webcam_loop.mp4"
 
 
-@pytest.fixture
-async def hub_url(aiohttp_client: Any, migrated_settings: Any) -> str:
+async def start_hub(aiohttp_client: Any, migrated_settings: Any, **overrides: Any) -> str:
     """A real hub (real pipeline) listening on a local port; the tracking route added if the app
     factory does not add it yet."""
     from vrhub.app import make_app
 
     if not builtin_stages_present():
         pytest.skip("the builtin pipeline stages are not all present yet")
-    settings = dataclasses.replace(migrated_settings, stages="")
+    settings = dataclasses.replace(migrated_settings, stages="", **overrides)
     app = make_app(settings, plugin_modules=None)
     if not any(r.resource.canonical == "/api/tracking/solver.json" for r in app.router.routes()):
         from vrhub.api.tracking import setup_tracking_routes
@@ -35,6 +34,19 @@ async def hub_url(aiohttp_client: Any, migrated_settings: Any) -> str:
         setup_tracking_routes(app)
     client = await aiohttp_client(app)
     return str(client.make_url("/")).rstrip("/")
+
+
+@pytest.fixture
+async def hub_url(aiohttp_client: Any, migrated_settings: Any) -> str:
+    return await start_hub(aiohttp_client, migrated_settings)
+
+
+@pytest.fixture
+async def short_idle_hub_url(aiohttp_client: Any, migrated_settings: Any) -> str:
+    """A hub whose rooms drop a participant silent for 10 s (default 60): pages must keep themselves
+    alive with pings. (4 s was too short on a loaded 2-core machine: a page's main thread stalls for
+    seconds while another page builds its WebGL environment map on SwiftShader.)"""
+    return await start_hub(aiohttp_client, migrated_settings, room_idle_timeout=10.0)
 
 
 def pixels(png: bytes) -> np.ndarray:
@@ -99,18 +111,22 @@ async def test_real_photo_becomes_an_avatar_in_the_viewer(hub_url: str) -> None:
         assert problems == []
 
 
-async def test_two_pages_in_one_room_see_each_other_and_receive_frames(hub_url: str) -> None:
+async def test_two_pages_in_one_room_see_each_other_and_receive_frames(short_idle_hub_url: str) -> None:
+    hub_url = short_idle_hub_url
     async with chromium() as browser:
-        pages = []
-        for name in ("Ada", "Grace"):
-            page, problems = await open_page(browser, hub_url)
+        # both pages loaded first: a page loading three.js on SwiftShader can stall the other's timers
+        pages = [await open_page(browser, hub_url) for _ in range(2)]
+        for (page, _), name in zip(pages, ("Ada", "Grace"), strict=True):
             await page.fill("#name", name)
             await page.fill("#room", "web-test-room")
             await page.click("#join")
             await page.wait_for_function("document.getElementById('status').className.includes('ok')")
-            pages.append((page, problems))
         for page, _ in pages:
-            await page.wait_for_function("document.getElementById('peer-count').textContent === '2'")
+            try:
+                await page.wait_for_function("document.getElementById('peer-count').textContent === '2'")
+            except Exception:
+                said = [await p.inner_text("#status") for p, _ in pages]
+                raise AssertionError(f"the pages did not see each other: {said}") from None
         (ada, ada_problems), (grace, grace_problems) = pages
         assert "Grace" in await ada.inner_text("#peers")
         assert "Ada" in await grace.inner_text("#peers")
@@ -123,6 +139,11 @@ async def test_two_pages_in_one_room_see_each_other_and_receive_frames(hub_url: 
         )
         await grace.wait_for_timeout(300)
         await grace.screenshot(path=artifact("web_room_two_pages.png"))
+        # nobody sends anything for longer than the hub's idle timeout (10 s): the pages ping, both stay
+        await grace.wait_for_timeout(21_000)
+        for page, _ in pages:
+            assert await page.inner_text("#peer-count") == "2"
+            assert "You left the room" not in await page.inner_text("#status")
         # Ada leaves: Grace's list goes back to one
         await ada.click("#leave")
         await grace.wait_for_function("document.getElementById('peer-count').textContent === '1'")
