@@ -47,13 +47,13 @@ SYMMETRY_FRONTAL, SYMMETRY_TURNED = 0.5, 0.8
 #: taken to be identity rather than expression.
 #: (mouthStretch is left out: against the canonical face it comes out near 0.8 on every shared
 #: photo, smiling or not, i.e. it measures mouth width = identity.)
-#: The talking mouth (lips apart, rolled, pressed, shrugged; the jaw forward) is the main
-#: difference between frames of one speaker: with these shapes and the smaller dead zone the
+#: The talking mouth (jaw, lips closed, rolled, lower lip down) is the main difference between
+#: frames of one speaker: with these shapes and their smaller dead zone the
 #: neutral face of 7 frames of each of the 5 shared GRID videos differs from the first frame's by
-#: 0.71 % of the face width on average (worst 1.34 %), against 0.81 % (worst 1.7 %) with the jaw,
+#: 0.70 % of the face width on average (worst 1.32 %), against 0.81 % (worst 1.7 %) with the jaw,
 #: smile, funnel and pucker alone and a 0.12 dead zone. (Frown, press, shrug and jawForward
 #: steadied the frames further, to 0.62 %, but only by fitting identity: they saturate on
-#: ordinary portraits, so they are left out.)
+#: ordinary portraits, so they are left out; so is mouthUpperUp, which added nothing.)
 NEUTRALISED = (
     "jawOpen",
     "mouthClose",
@@ -71,7 +71,17 @@ NEUTRALISED = (
     "eyeWideRight",
     "browInnerUp",
 )
-DEAD_ZONE = 0.05
+DEAD_ZONE = 0.12
+#: The talking mouth's shapes use a smaller dead zone: speech moves them a little all the time.
+TALKING_SHAPES = (
+    "jawOpen",
+    "mouthClose",
+    "mouthRollLower",
+    "mouthRollUpper",
+    "mouthLowerDownLeft",
+    "mouthLowerDownRight",
+)
+TALKING_DEAD_ZONE = 0.05
 #: Occluded skin fraction above which the quality report warns.
 OCCLUSION_WARNING = 0.4
 #: Glasses score above which the quality report warns (see :func:`glasses_score`).
@@ -191,7 +201,8 @@ def neutralise_expression(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, s
 
     The canonical face is the neutral reference: the points are similarity-aligned to it on
     :data:`RIGID_LANDMARKS`, the :data:`NEUTRALISED` shapes are fitted to the difference by
-    bounded least squares (0..1, small ridge), weights under :data:`DEAD_ZONE` are taken as
+    bounded least squares (0..1, small ridge), weights under :data:`DEAD_ZONE` (:data:`TALKING_DEAD_ZONE` for the
+    :data:`TALKING_SHAPES`) are taken as
     identity, and the rest are subtracted. Returns (points, weights (52,) float32 removed,
     method). Needs :mod:`vrhub.geometry.blendshapes`; without it nothing is removed and the method
     says so.
@@ -209,7 +220,8 @@ def neutralise_expression(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, s
     moved = np.abs(a).max(1) > 1e-4
     ridge = 0.02 * float(np.trace(a[moved].T @ a[moved])) / a.shape[1]
     x = _bounded_least_squares(a[moved], b[moved], ridge)
-    w = np.clip(x - DEAD_ZONE, 0.0, 1.0)
+    zone = np.array([TALKING_DEAD_ZONE if n in TALKING_SHAPES else DEAD_ZONE for n in NEUTRALISED])
+    w = np.clip(x - zone, 0.0, 1.0)
     weights = np.zeros(52, np.float32)
     weights[[ARKIT_BLENDSHAPES.index(n) for n in NEUTRALISED]] = w
     neutral_aligned = aligned - np.tensordot(w, basis, axes=1)
