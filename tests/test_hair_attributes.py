@@ -91,6 +91,41 @@ def test_a_hat_is_never_guessed_as_bald():
     assert a.length != "bald" and a.baldness != "full"
 
 
+def test_a_hat_is_reported_as_headwear():
+    """The only hat photo (black crown, white brim) is reported as headwear, with a confident score."""
+    a = _attrs("faces/congress_W000808.jpg")
+    assert a.headwear == "hat"
+    assert a.confidence["headwear"] >= 0.8
+
+
+@pytest.mark.slow
+def test_the_hat_is_found_under_every_lighting_variant():
+    photo, _, _ = observed("faces/congress_W000808.jpg")
+    for name, pixels in relit_variants(photo.pixels).items():
+        p = Photo(pixels=pixels, name=photo.name)
+        f = observe_face(p)
+        assert onnx_hair_attributes(p, f, landmark_segment(p, f)).headwear == "hat", name
+
+
+def _bare_headed_shared_portraits() -> list[str]:
+    import csv
+
+    from hair_testing import SHARED_DATA, shared_photo_path
+
+    shared_photo_path("hair/hair_labels.csv")
+    with open(SHARED_DATA / "hair" / "hair_labels.csv", newline="") as fh:
+        return [r["file"] for r in csv.DictReader(fh) if not r["hair_class"].startswith("occluded")]
+
+
+@pytest.mark.slow
+def test_no_hat_is_reported_on_bare_heads():
+    """Bald scalps, white hair, voluminous curls and long dark hair are not headwear (22 portraits)."""
+    files = _bare_headed_shared_portraits()
+    assert len(files) >= 20
+    hats = [rel for rel in files if measure_hair(*observed(rel)).hat_score >= 0.5]
+    assert hats == []
+
+
 ROBUST_PHOTOS = (
     "faces/congress_C001080.jpg",
     "faces/congress_G000571.jpg",

@@ -11,7 +11,8 @@
   strands pointing up on the scalp, with thresholds at the 80th / 95th percentile of the pool
   (stored in the model's JSON); only hair shorter than medium can be tousled or spiky.
 - headwear (no labels exist): a rule (``features._hat_score``: covering much wider than a head and of a
-  colour no hair has). When headwear is reported, the head is never called bald: length falls back to
+  colour no hair has, or a brim: two sharply separated tone layers on top of the head, one of them a
+  smooth band far wider than the skull). When headwear is reported, the head is never called bald: length falls back to
   "short" with a low confidence.
 """
 
