@@ -95,6 +95,14 @@ class ToneCorrection:
     def identity(self) -> bool:
         return self.gamma == 1.0 and bool(np.allclose(self.gains, 1.0))
 
+    def apply_to_photo(self, photo: np.ndarray) -> np.ndarray:
+        """(h, w, 3) uint8 -> the same corrected, through one 256-entry table per channel."""
+        if self.identity:
+            return photo
+        lut = self.apply(np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1))
+        lut_u8 = np.clip(lut + 0.5, 0, 255).astype(np.uint8).reshape(256, 1, 3)
+        return cv2.LUT(np.ascontiguousarray(photo), lut_u8)
+
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         """rgb (..., 3) in 0..255 -> float32 0..255."""
         if self.identity:

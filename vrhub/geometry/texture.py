@@ -278,8 +278,9 @@ def bake_head_texture(
     at_own = raster.interp @ attrs
     at_mir = raster.interp @ attrs[face.mirror]
     correction = tone_correction(photo, lm, background_mask) if white_balance else IDENTITY
-    own = correction.apply(_sample(photo, at_own[:, :2]))
-    mirrored = correction.apply(_sample(photo, at_mir[:, :2]))
+    photo_c = correction.apply_to_photo(photo)
+    own = _sample(photo_c, at_own[:, :2]).astype(np.float32)
+    mirrored = _sample(photo_c, at_mir[:, :2]).astype(np.float32)
     vis_own, vis_mir = at_own[:, 2], at_mir[:, 2]
     skin_w, fade = at_own[:, 6], at_own[:, 7]
     if skin_mask is not None:
@@ -328,8 +329,7 @@ def bake_head_texture(
     flat[raster.texels] = np.clip(face_rgb, 0, 255).astype(np.uint8)
     if work != size:
         tex = cv2.resize(tex, (size, size), interpolation=cv2.INTER_LINEAR)
-    iris, _ = _iris_colour(photo, lm)
-    iris = correction.apply(iris[None])[0]
+    iris, _ = _iris_colour(photo_c, lm)
     _draw_eye(tex, iris)
     _fill_island(tex, "teeth", TEETH, 0.15)
     _fill_island(tex, "tongue", TONGUE, 0.25)
