@@ -10,6 +10,9 @@ Steps (:func:`bake_head_texture`):
 2. **Symmetric fill.** Each landmark's visibility is the cosine between its normal and the camera
    direction (after the head pose). Texels on the hidden side are taken from the mirrored
    triangle (the same barycentrics over the mirrored landmarks), blended by visibility.
+   Before sampling, a strong tone curve or colour cast of the photo is undone through a
+   per-channel table (:mod:`vrhub.geometry.colour_constancy`: eye whites, teeth, background and
+   the whole photo, never the skin; only as far as the face and the scene cues agree).
 3. **De-lighting.** Second-order spherical-harmonic shading (9 coefficients) is fitted by least
    squares to the luminance of visible skin texels (cheeks, forehead, nose, chin; eyes, brows and
    lips excluded) over their camera-frame normals, and each sample is divided by the shading of
