@@ -3,6 +3,7 @@ options, list with cursors, delete with the owner token, stage choice errors, ro
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -167,6 +168,11 @@ async def test_a_room_is_told_when_its_avatar_is_ready(client: Any, tiny_photo_b
     created = await (await upload(client, tiny_photo_bytes, room="class-7b")).json()
     body = await wait_for_avatar(client, created["id"])
     assert body["room"] == "class-7b"
+    # The avatar is recorded ready first (so peers can fetch the GLB), then the room is told.
+    for _ in range(100):
+        if told:
+            break
+        await asyncio.sleep(0.05)
     assert told == [("class-7b", created["id"], created["urls"]["glb"])]
     bad = await upload(client, tiny_photo_bytes, room="no spaces/please")
     assert bad.status == 400 and (await bad.json())["error"]["code"] == "bad_room"

@@ -22,7 +22,7 @@ from vrhub.appkeys import blobs_key, db_key, jobs_key, registry_key, settings_ke
 from vrhub.db import avatars as queries
 from vrhub.db.models import Avatar, Job
 from vrhub.pipeline.plugins import parse_selection
-from vrhub.pipeline.types import ExportOptions
+from vrhub.pipeline.types import SLOTS, ExportOptions
 
 routes = web.RouteTableDef()
 #: Locks for on-demand exports, by (avatar id, variant name).
@@ -302,6 +302,23 @@ async def get_vrm(request: web.Request) -> web.Response:
     return await _download(request, "vrm")
 
 
+#: The order in which a build reports its stages (vrhub.jobs.build, then vrhub.pipeline.run).
+PROGRESS_ORDER: tuple[str, ...] = ("decode", *SLOTS, "done")
+
+
+def _stages_since(previous: str | None, current: str | None, fraction: float) -> list[tuple[str, float]]:
+    """(stage, fraction) for every stage after ``previous`` up to ``current``; unknown names pass as is."""
+    if current not in PROGRESS_ORDER:
+        return [(current, fraction)] if current != previous or current is None else []
+    start = PROGRESS_ORDER.index(previous) + 1 if previous in PROGRESS_ORDER else 0
+    end = PROGRESS_ORDER.index(current)
+    passed = [
+        (stage, max(0.0, (PROGRESS_ORDER.index(stage) - 1) / len(SLOTS)))
+        for stage in PROGRESS_ORDER[start:end]
+    ]
+    return [*passed, (current, fraction)]
+
+
 @routes.get(f"/api/avatars/{AVATAR_ID}/events")
 async def avatar_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``progress`` {stage, fraction} while it builds, then ``done`` or ``failed``."""
@@ -325,8 +342,11 @@ async def avatar_events(request: web.Request) -> web.StreamResponse:
             await response.write(f"event: {event}\ndata: {json.dumps(avatar_json(avatar, job))}\n\n".encode())
             break
         if state != last:
-            data = {"status": avatar.status, "stage": state[1], "fraction": state[2]}
-            await response.write(f"event: progress\ndata: {json.dumps(data)}\n\n".encode())
+            # Stages run in a fixed order and some take milliseconds, less than the polling step:
+            # announce every stage passed since the last event, so no subscriber misses one.
+            for stage, fraction in _stages_since(last[1] if last else None, state[1], state[2]):
+                data = {"status": avatar.status, "stage": stage, "fraction": fraction}
+                await response.write(f"event: progress\ndata: {json.dumps(data)}\n\n".encode())
             last, idle = state, 0.0
         elif idle > 15:
             await response.write(b": keep-alive\n\n")
