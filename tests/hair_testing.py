@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gltf_testing import glb_json, validate_glbs  # noqa: F401  (re-exported for the hair tests)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -50,38 +51,3 @@ def relit_variants(pixels: np.ndarray) -> dict[str, np.ndarray]:
         "warm_cast": f * np.array([1.1, 1.0, 0.88], np.float32),
     }
     return {k: (np.clip(v, 0, 1) * 255).astype(np.uint8) for k, v in out.items()}
-
-
-ROOT = Path(__file__).resolve().parents[1]
-VALIDATE = ROOT / "tests" / "js" / "validate_gltf.mjs"
-
-
-def validate_glbs(paths: list[Path]) -> dict:
-    """Khronos glTF validator (node_modules/gltf-validator) reports by path; skips without node."""
-    import json
-    import shutil
-    import subprocess
-
-    if shutil.which("node") is None or not (ROOT / "node_modules" / "gltf-validator").exists():
-        pytest.skip("node or node_modules/gltf-validator is missing (npm install)")
-    out = subprocess.run(
-        ["node", str(VALIDATE), *map(str, paths)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    return json.loads(out.stdout)
-
-
-def glb_json(data: bytes) -> dict:
-    """The JSON chunk of a GLB."""
-    import json
-    import struct
-
-    magic, version, length = struct.unpack_from("<4sII", data, 0)
-    assert magic == b"glTF" and version == 2 and length == len(data)
-    n, kind = struct.unpack_from("<I4s", data, 12)
-    assert kind == b"JSON"
-    return json.loads(data[20 : 20 + n])

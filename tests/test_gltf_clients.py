@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from aiohttp import web
 from browser_testing import artifact, chromium
+from gltf_testing import validate_glbs as validate
 from head_fixture import face_photos, pipeline_head
-from test_gltf_export import validate
 
 from vrhub.pipeline.types import ARKIT_BLENDSHAPES, VISEMES, ExportOptions
 from vrhub.stages.gltf_export import gltf_export

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import struct
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pygltflib
 import pytest
+from gltf_testing import glb_json, validate_glbs
 from head_fixture import FACES, landmarks_from_photo, make_hair, make_head
 
 from vrhub.pipeline.types import ARKIT_BLENDSHAPES, VISEMES, ExportOptions, HairModel
@@ -18,31 +13,7 @@ from vrhub.stages import gltf_export as export_module
 from vrhub.stages.gltf_export import gltf_export
 from vrhub.stages.procedural_rig import procedural_rig
 
-ROOT = Path(__file__).resolve().parents[1]
-VALIDATE = ROOT / "tests" / "js" / "validate_gltf.mjs"
-
-
-def validate(paths: list[Path]) -> dict:
-    """Run the Khronos glTF validator (node_modules/gltf-validator) on files; reports by path."""
-    if shutil.which("node") is None or not (ROOT / "node_modules" / "gltf-validator").exists():
-        pytest.skip("node or node_modules/gltf-validator is missing (npm install)")
-    out = subprocess.run(
-        ["node", str(VALIDATE), *map(str, paths)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(out.stdout)
-
-
-def glb_json(data: bytes) -> dict:
-    magic, version, length = struct.unpack_from("<4sII", data, 0)
-    assert magic == b"glTF" and version == 2 and length == len(data)
-    n, kind = struct.unpack_from("<I4s", data, 12)
-    assert kind == b"JSON"
-    return json.loads(data[20 : 20 + n])
+validate = validate_glbs
 
 
 @pytest.fixture(scope="module")

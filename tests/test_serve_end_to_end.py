@@ -6,17 +6,14 @@ which is made on first download)."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from conftest import ASTRONAUT, builtin_stages_present
-from hub_process import REPO, HubProcess, free_port, hub_env, migrate, wait_http
-
-VALIDATE = REPO / "tests" / "js" / "validate_gltf.mjs"
+from gltf_testing import validate_glbs
+from hub_process import HubProcess, free_port, hub_env, migrate, wait_http
 
 pytestmark = [
     pytest.mark.slow,
@@ -25,18 +22,7 @@ pytestmark = [
 ]
 
 
-def _validate(paths: list[Path]) -> dict[str, Any]:
-    if shutil.which("node") is None or not (REPO / "node_modules" / "gltf-validator").is_dir():
-        pytest.skip("node or node_modules/gltf-validator is missing (npm ci)")
-    out = subprocess.run(
-        ["node", str(VALIDATE), *map(str, paths)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(out.stdout)
+_validate = validate_glbs
 
 
 async def _events(session: aiohttp.ClientSession, url: str) -> list[tuple[str, dict[str, Any]]]:
