@@ -255,28 +255,9 @@ class GlbBuilder:
         keep = np.flatnonzero(mask)
         if len(keep) == 0:
             keep = np.array([0])
-        idx_dtype = np.uint16 if len(d) <= 65535 else np.uint32
-        idx_view = self.buffer_view(keep.astype(idx_dtype).tobytes())
-        val_view = self.buffer_view(np.ascontiguousarray(d[keep]).tobytes())
-        acc = g.Accessor(
-            bufferView=None,
-            byteOffset=None,
-            componentType=g.FLOAT,
-            normalized=None,
-            count=len(d),
-            type=g.VEC3,
-            min=[float(x) for x in d.min(0)],
-            max=[float(x) for x in d.max(0)],
-            sparse=g.Sparse(
-                count=len(keep),
-                indices=g.AccessorSparseIndices(
-                    bufferView=idx_view, byteOffset=None, componentType=_COMPONENT[np.dtype(idx_dtype)]
-                ),
-                values=g.AccessorSparseValues(bufferView=val_view, byteOffset=None),
-            ),
-        )
-        self.gltf.accessors.append(acc)
-        return len(self.gltf.accessors) - 1
+        lo = [float(x) for x in d.min(0)]
+        hi = [float(x) for x in d.max(0)]
+        return self._sparse_vec3_accessor(len(d), keep, d[keep], lo, hi)
 
     def sparse_rows_vec3(
         self, count: int, rows: np.ndarray, values: np.ndarray, tolerance: float = 1e-7, peak: Any = None
@@ -301,15 +282,21 @@ class GlbBuilder:
         hi = [float(vals[:, c].max()) for c in range(3)]
         if len(keep) < count:  # the rows left out are zeros
             lo, hi = [min(x, 0.0) for x in lo], [max(x, 0.0) for x in hi]
+        return self._sparse_vec3_accessor(int(count), keep, vals, lo, hi)
+
+    def _sparse_vec3_accessor(
+        self, count: int, keep: np.ndarray, values: np.ndarray, lo: list[float], hi: list[float]
+    ) -> int:
+        """Append a sparse float VEC3 accessor: ``values`` (k, 3) at rows ``keep`` (k,), zeros elsewhere."""
         idx_dtype = np.uint16 if count <= 65535 else np.uint32
         idx_view = self.buffer_view(keep.astype(idx_dtype).tobytes())
-        val_view = self.buffer_view(np.ascontiguousarray(vals).tobytes())
+        val_view = self.buffer_view(np.ascontiguousarray(values, np.float32).tobytes())
         acc = g.Accessor(
             bufferView=None,
             byteOffset=None,
             componentType=g.FLOAT,
             normalized=None,
-            count=int(count),
+            count=count,
             type=g.VEC3,
             min=lo,
             max=hi,
