@@ -148,17 +148,7 @@ def main() -> None:
     shared = T.shared_portrait_labels(args.data)
     shared_feats = T.extract([args.data / f for f in shared], args.cache / "shared", mirror=False)
 
-    rng = np.random.default_rng(T.SEED)
-    strata: dict[tuple[str, str], list[int]] = {}
-    for i, r in enumerate(rows):
-        strata.setdefault((r["length"], r["texture"]), []).append(i)
-    held = set()
-    for idx in strata.values():
-        idx = list(rng.permutation(idx))
-        k = int(round(0.25 * len(idx)))
-        if len(idx) >= 2 and k == 0:
-            k = 1
-        held.update(int(i) for i in idx[:k])
+    held = T.held_out_split(rows)
     Xtr, ytr, gtr, Xte, yte = [], [], [], [], []
     for i, r in enumerate(rows):
         for key, mirrored in [

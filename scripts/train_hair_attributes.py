@@ -255,6 +255,23 @@ def shared_portrait_labels(data: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+def held_out_split(rows: list[dict]) -> set[int]:
+    """Indices of the held-out quarter of ``rows``, stratified by (length, texture), seeded by SEED;
+    every stratum of two or more images gives at least one."""
+    rng = np.random.default_rng(SEED)
+    strata: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(rows):
+        strata.setdefault((r["length"], r["texture"]), []).append(i)
+    held = set()
+    for idx in strata.values():
+        idx = list(rng.permutation(idx))
+        k = int(round(0.25 * len(idx)))
+        if len(idx) >= 2 and k == 0:
+            k = 1
+        held.update(int(i) for i in idx[:k])
+    return held
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -275,18 +292,7 @@ def main() -> None:
     if args.extract_only:
         return
 
-    # held-out split, stratified by (length, texture)
-    rng = np.random.default_rng(SEED)
-    strata: dict[tuple[str, str], list[int]] = {}
-    for i, r in enumerate(rows):
-        strata.setdefault((r["length"], r["texture"]), []).append(i)
-    held = set()
-    for idx in strata.values():
-        idx = list(rng.permutation(idx))
-        k = int(round(0.25 * len(idx)))
-        if len(idx) >= 2 and k == 0:
-            k = 1
-        held.update(int(i) for i in idx[:k])
+    held = held_out_split(rows)
     print(f"pool {len(rows)} images: {len(rows) - len(held)} train, {len(held)} held out")
 
     data_hash = hashlib.sha256((args.data / "hair_pool" / "labels.csv").read_bytes())
