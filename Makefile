@@ -50,8 +50,8 @@ test: setup system-deps
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check vrhub tests bench plugins migrations
-	$(VENV)/bin/ruff format --check vrhub tests bench plugins migrations
+	$(VENV)/bin/ruff check vrhub tests bench plugins migrations scripts
+	$(VENV)/bin/ruff format --check vrhub tests bench plugins migrations scripts
 
 bench: setup
 	$(PY) -m bench
