@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hair_testing import reconstructed_head
 
-from vrhub.hair.cards import ScalpSurface
+from vrhub.hair.cards import Hairline, ScalpSurface, cap_shell
 from vrhub.hair.styles import MAX_TRIANGLES, STYLE_NAMES, build_style, choose_style
 from vrhub.pipeline.types import HairAttributes, HairModel
 
@@ -75,6 +75,36 @@ def test_no_skin_pokes_through_the_cap(head):
     # and nothing of the hair is inside the skull: hair vertices near a scalp direction are outside it
     far = near.any(axis=0)
     assert far.sum() > 0
+
+
+def test_cap_shell_edge_follows_the_hairline_not_the_grid(head):
+    """The shell's lower edge lies on the hairline itself: every column ends on it, so the edge is a
+    smooth curve instead of grid steps (which read as a pixelated hairline)."""
+    surface = ScalpSurface.from_head(head)
+    hairline = Hairline(front_y=0.5, recede=0.7)
+    rows, cols = 24, 48
+    shell = cap_shell(surface, hairline, rows=rows, cols=cols, offset=0.0)
+    d = shell.vertices.astype(np.float64) - surface.centre
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    edge = d.reshape(rows + 1, cols + 1, 3)[-1]
+    limit = hairline.limit_y(np.arctan2(edge[:, 0], edge[:, 2]))
+    reachable = limit > np.cos(0.72 * np.pi)  # columns whose hairline is above the shell's floor
+    assert reachable.sum() > cols // 2
+    # (a grid cut at whole quads misses it by up to a row: ~0.1 in y)
+    assert np.abs(edge[reachable, 1] - limit[reachable]).max() < 0.01
+
+
+def test_crown_or_top_baldness_leaves_a_horseshoe(head):
+    """Male-pattern baldness: the top of the head is bare, hair stays over the ears and at the back."""
+    surface = ScalpSurface.from_head(head)
+    hair = build_style("buzz", HairAttributes(length="buzz", baldness="crown_or_top"), head)
+    full = build_style("buzz", HairAttributes(length="buzz"), head)
+    for h, top_expected in ((hair, False), (full, True)):
+        d = h.vertices[np.unique(h.triangles)].astype(np.float64) - surface.centre  # drawn vertices
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        assert (d[:, 1] > 0.9).any() == top_expected
+        assert ((np.abs(d[:, 0]) > 0.7) & (d[:, 1] > 0.2)).any()  # above the ears
+        assert ((d[:, 2] < -0.7) & (d[:, 1] > 0)).any()  # the back
 
 
 def test_parting_and_fringe_change_the_mesh(head):

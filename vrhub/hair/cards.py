@@ -36,7 +36,9 @@ class Hairline:
     front_y : the hairline's height (y of the unit direction) at the forehead;
     side_y : its height above the ears; back_y : at the nape;
     recede : 0..1 pulls the temples back (receding hairline);
-    crown_gap : 0..1 angular radius of a bald top/crown patch (as a fraction of the top cap).
+    crown_gap : 0..1 angular radius of a bald top/crown patch (as a fraction of the top cap);
+    crown_tilt : where that patch is centred, as the z of its centre direction (-0.44 = the crown,
+    behind the top; 0 = the very top; positive = toward the forehead).
     """
 
     front_y: float = 0.52
@@ -44,21 +46,33 @@ class Hairline:
     back_y: float = -0.45
     recede: float = 0.0
     crown_gap: float = 0.0
+    crown_tilt: float = -0.44
 
-    def contains(self, d: np.ndarray) -> np.ndarray:
-        """d : (n, 3) unit directions. Returns (n,) bool, True where hair grows."""
-        d = np.asarray(d, np.float64)
-        az = np.arctan2(d[:, 0], d[:, 2])  # 0 = front (+Z), +-pi = back
+    def limit_y(self, az: np.ndarray) -> np.ndarray:
+        """Height (y of the unit direction) of the lower hairline at azimuth ``az`` (radians, 0 = front
+        (+Z), +-pi = back): hair grows above it."""
+        az = np.asarray(az, np.float64)
         front = np.cos(az).clip(0, 1)  # 1 at the front, 0 at the sides and back
         back = (-np.cos(az)).clip(0, 1)
         side = 1.0 - front - back
         temple = np.exp(-(((np.abs(az) - 0.75) / 0.3) ** 2)) * self.recede
-        limit = front * self.front_y + side * self.side_y + back * self.back_y + 0.35 * temple
-        ok = d[:, 1] > limit
-        if self.crown_gap > 0:
-            top_angle = np.arccos(np.clip((d[:, 1] * 0.9 - d[:, 2] * 0.44), -1, 1))  # around the crown
-            ok &= top_angle > self.crown_gap * 0.9
-        return ok
+        return front * self.front_y + side * self.side_y + back * self.back_y + 0.35 * temple
+
+    def in_crown_gap(self, d: np.ndarray) -> np.ndarray:
+        """d : (n, 3) unit directions. Returns (n,) bool, True inside the bald crown patch."""
+        if self.crown_gap <= 0:
+            return np.zeros(len(d), bool)
+        d = np.asarray(d, np.float64)
+        tilt = float(np.clip(self.crown_tilt, -0.9, 0.9))
+        axis_y = float(np.sqrt(1.0 - tilt * tilt))
+        top_angle = np.arccos(np.clip(d[:, 1] * axis_y + d[:, 2] * tilt, -1, 1))
+        return top_angle <= self.crown_gap * 0.9
+
+    def contains(self, d: np.ndarray) -> np.ndarray:
+        """d : (n, 3) unit directions. Returns (n,) bool, True where hair grows."""
+        d = np.asarray(d, np.float64)
+        ok = d[:, 1] > self.limit_y(np.arctan2(d[:, 0], d[:, 2]))
+        return ok & ~self.in_crown_gap(d)
 
 
 @dataclass(frozen=True)
@@ -393,12 +407,16 @@ def cap_shell(
 ) -> CardMesh:
     """A shell over the hair-growing scalp (so no skin shows between cards), textured with the dense
     cap column of the atlas. Returns a CardMesh of at most 2 * rows * cols triangles."""
-    pol = np.linspace(0.02, 0.72 * np.pi, rows + 1)  # from the top down to below the ears
     az = np.linspace(-np.pi, np.pi, cols + 1)
-    P, A = np.meshgrid(pol, az, indexing="ij")
+    # each column runs from the top down to the hairline itself (at most to below the ears), so the
+    # shell's lower edge follows the hairline smoothly instead of in grid steps
+    top = 0.02
+    bottom = np.clip(np.arccos(np.clip(hairline.limit_y(az), -1.0, 1.0)), top + 0.05, 0.72 * np.pi)
+    P = top + (bottom - top)[None, :] * np.linspace(0.0, 1.0, rows + 1)[:, None]
+    A = np.broadcast_to(az[None, :], P.shape)
     d = np.stack([np.sin(P) * np.sin(A), np.cos(P), np.sin(P) * np.cos(A)], axis=-1).reshape(-1, 3)
     verts = surface.project(d, offset)
-    inside = hairline.contains(d).reshape(rows + 1, cols + 1)
+    inside = (~hairline.in_crown_gap(d)).reshape(rows + 1, cols + 1)
     uv = np.stack([(A / (2 * np.pi) + 0.5) * 4.0, P / np.pi * 3.0], -1).reshape(-1, 2)
     uv = np.column_stack(
         [np.mod(uv[:, 0], 1.0) * (0.98 / ATLAS_COLUMNS) + 0.005, np.mod(uv[:, 1], 1.0) * 0.98 + 0.01]
@@ -406,9 +424,8 @@ def cap_shell(
     i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
     a = i * (cols + 1) + j
     b, c2, d2 = a + 1, a + cols + 1, a + cols + 2
-    quads_in = inside[i, j] & inside[i, j + 1] & inside[i + 1, j] & inside[i + 1, j + 1]
-    quads_any = inside[i, j] | inside[i, j + 1] | inside[i + 1, j] | inside[i + 1, j + 1]
-    keep = quads_in | (quads_any & (i < rows // 2))
+    # a bald crown patch: a quad goes when all its corners are in the patch
+    keep = inside[i, j] | inside[i, j + 1] | inside[i + 1, j] | inside[i + 1, j + 1]
     t1 = np.stack([a, b, c2], -1)[keep]
     t2 = np.stack([b, d2, c2], -1)[keep]
     tris = np.concatenate([t1, t2]).astype(np.uint32)

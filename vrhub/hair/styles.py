@@ -131,9 +131,12 @@ def hairline_for(attributes: HairAttributes, surface: ScalpSurface, head: HeadMo
     if len(head.vertices) > 10:
         d = np.asarray(head.vertices[head.landmark_vertices[10]], np.float64) - surface.centre
         front_y = float(d[1] / max(np.linalg.norm(d), 1e-9)) + 0.02
-    recede = {"receding": 0.7, "crown_or_top": 0.5}.get(attributes.baldness, 0.0)
-    crown = 0.45 if attributes.baldness == "crown_or_top" else 0.0
-    return Hairline(front_y=front_y, recede=recede, crown_gap=crown)
+    if attributes.baldness == "crown_or_top":
+        # male-pattern baldness: bare from the forehead over the top to the crown, hair left as a
+        # horseshoe over the ears and round the back
+        return Hairline(front_y=max(front_y, 0.75), recede=0.7, crown_gap=1.0, crown_tilt=-0.12)
+    recede = 0.7 if attributes.baldness == "receding" else 0.0
+    return Hairline(front_y=front_y, recede=recede)
 
 
 def _part_x(attributes: HairAttributes, surface: ScalpSurface) -> float | None:
