@@ -2,6 +2,7 @@
 
 Usage:
     .venv/bin/python scripts/train_hair_attributes.py [--data ../shared/data] [--cache /tmp/vrhub_hair_features]
+        [--synthetic /tmp/vrhub_hair_synth [--synthetic-attrs length,texture]]
 
 1. Features: for every portrait of ``hair_pool`` (and its mirror image, with left/right parting
    swapped) run the pipeline's detect + the ``landmarks`` segment stage and ``vrhub.hair.features``;
@@ -13,6 +14,13 @@ Usage:
    skl2onnx and merged into one ONNX graph with one probability output per attribute.
 4. Prints balanced + plain accuracy and a confusion matrix per attribute on the held-out split and on
    the other shared portraits (``hair/hair_labels.csv``), and stores them in the .json.
+
+``--synthetic DIR`` (off by default) adds rendered portraits with exact labels
+(``scripts/render_hair_synthetic.py``: ``DIR/labels.csv`` + PNGs) to the *training* part only, for
+the attributes in ``--synthetic-attrs``; their features come from the same ``features_of`` path and
+are cached under ``--cache`` keyed by the images' sha256. The held-out split and the shared
+portraits stay real photos only. In grouped cross-validation a render shares the group of the pool
+portrait its face came from.
 """
 
 from __future__ import annotations
@@ -119,6 +127,32 @@ def extract(paths: list[Path], cache: Path, mirror: bool) -> dict[str, np.ndarra
         if i % 50 == 0:
             print(f"  features {i}/{len(paths)} ({time.time() - t0:.0f} s)", flush=True)
     return out
+
+
+def synthetic_set(
+    folder: Path, cache: Path, rows: list[dict[str, str]]
+) -> tuple[list[dict[str, str]], list[np.ndarray], list[int], str]:
+    """Rendered training portraits: label rows (pool columns, batch "synthetic"), feature vectors,
+    CV groups (the pool index of the source face, else a group of its own) and the sha256 of the
+    set. Renders in which no face is found are dropped (and counted)."""
+    with open(folder / "labels.csv", newline="") as fh:
+        srows = list(csv.DictReader(fh))
+    digest = hashlib.sha256((folder / "labels.csv").read_bytes())
+    paths = [folder / r["file"] for r in srows]
+    for p in paths:
+        digest.update(p.read_bytes())
+    sha = digest.hexdigest()
+    feats = extract(paths, cache / f"synthetic_{sha[:16]}", mirror=False)
+    pool_index = {r["file"]: i for i, r in enumerate(rows)}
+    out_rows, vecs, groups = [], [], []
+    for k, r in enumerate(srows):
+        if r["file"] not in feats:
+            continue
+        out_rows.append({**r, "batch": "synthetic"})
+        vecs.append(feats[r["file"]])
+        groups.append(pool_index.get(r.get("identity", ""), 1_000_000 + k))
+    print(f"synthetic: {len(out_rows)} of {len(srows)} renders with a face ({folder}, sha256 {sha[:12]})")
+    return out_rows, vecs, groups, sha
 
 
 def pool_labels(data: Path) -> list[dict[str, str]]:
@@ -279,7 +313,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "vrhub" / "models")
     ap.add_argument("--extract-only", action="store_true")
     ap.add_argument("--relit", type=int, default=2, help="relit training copies per image (0 = none)")
+    ap.add_argument("--synthetic", type=Path, default=None, help="folder of rendered training portraits")
+    ap.add_argument(
+        "--synthetic-attrs",
+        default="length,texture",
+        help="comma-separated attributes the synthetic renders train (their other labels are unused)",
+    )
     args = ap.parse_args()
+    synth_attrs = {a for a in args.synthetic_attrs.split(",") if a}
+    if unknown := synth_attrs - set(ATTRIBUTE_CLASSES):
+        ap.error(f"unknown --synthetic-attrs {sorted(unknown)}")
 
     rows = pool_labels(args.data)
     paths = [args.data / "hair_pool" / r["file"] for r in rows]
@@ -289,6 +332,9 @@ def main() -> None:
     shared = shared_portrait_labels(args.data)
     shared_paths = [args.data / f for f in shared]
     shared_feats = extract(shared_paths, args.cache / "shared", mirror=False)
+    synth_rows, synth_vecs, synth_groups, synth_sha = (
+        synthetic_set(args.synthetic, args.cache, rows) if args.synthetic else ([], [], [], "")
+    )
     if args.extract_only:
         return
 
@@ -322,8 +368,17 @@ def main() -> None:
                     Xtr.append(feats[key])
                     ytr.append(t)
                     gtr.append(i)
+        n_synth = 0
+        if attr in synth_attrs:  # training part only; the held-out split stays real photos
+            for r, v, g in zip(synth_rows, synth_vecs, synth_groups, strict=True):
+                t = target(r, attr, False)
+                if t is not None:
+                    Xtr.append(v)
+                    ytr.append(t)
+                    gtr.append(g)
+                    n_synth += 1
         Xtr_a, ytr_a = np.array(Xtr, np.float32), np.array(ytr)
-        print(f"\n== {attr}: train {len(ytr)} (with mirrors), held-out {len(yte)}")
+        print(f"\n== {attr}: train {len(ytr)} (with mirrors, {n_synth} synthetic), held-out {len(yte)}")
         name, cv_score = choose_model(Xtr_a, ytr_a, np.array(gtr))
         model = candidates()[name]().fit(Xtr_a, ytr_a)
         model_classes = [str(c) for c in model.classes_]
@@ -333,6 +388,11 @@ def main() -> None:
         acc = float(np.mean([a == b for a, b in zip(yte, pred, strict=True)])) if yte else float("nan")
         print(f"  chosen {name} (cv balanced {cv_score:.3f}); held-out balanced {bal:.3f}, plain {acc:.3f}")
         print_confusion(attr, yte, pred, classes)
+        recall = {
+            c: round(float(np.mean([q == c for y, q in zip(yte, pred, strict=True) if y == c])), 3)
+            for c in present
+        }
+        print(f"  held-out recall per class: {recall}")
         metrics[attr] = {
             "model": name,
             "classes": model_classes,
@@ -340,6 +400,7 @@ def main() -> None:
             "heldout_balanced_accuracy": round(bal, 4),
             "heldout_accuracy": round(acc, 4),
             "heldout_n": len(yte),
+            "train_synthetic_n": n_synth,
             "heldout_confusion": {"classes": classes, "matrix": confusion(yte, pred, classes)},
         }
         onnx_models[attr] = (
@@ -375,6 +436,13 @@ def main() -> None:
     up = pool_vecs[:, fi["upward_strands"]]
     irr_scale, up_scale = float(np.median(irr)) + 1e-6, float(np.median(up)) + 1e-6
     score = irr / irr_scale + up / up_scale
+    if args.synthetic:
+        meta["data"]["synthetic"] = {
+            "renders": len(synth_rows),
+            "sha256": synth_sha,
+            "attributes": sorted(synth_attrs),
+            "made_by": "scripts/render_hair_synthetic.py (training part only, never evaluated on)",
+        }
     meta["spikiness"] = {
         "irregularity_scale": irr_scale,
         "upward_scale": up_scale,
