@@ -136,6 +136,54 @@ def _face_raster(size: int) -> _FaceRaster:
     return _FaceRaster(texels, tri_ids, bary, tris, rim_fade, skin_weight, r <= 0.5, interp)
 
 
+def _paint_over_mouth_opening(
+    tex: np.ndarray,
+    texels: np.ndarray,
+    photo_shape: tuple[int, int],
+    landmarks: np.ndarray,
+    own_xy: np.ndarray,
+    mirrored_xy: np.ndarray,
+    skin_tone: np.ndarray,
+) -> None:
+    """Lip texels that sampled the photo's open mouth (teeth, tongue, the dark gap) get lip colour.
+
+    The face island's lips meet along the inner lip contour, and texels there (and the 2-texel
+    margin grown round every triangle) sample just inside it. On a photo with an open or smiling
+    mouth those samples are teeth, which would show as a white line on the avatar's closed,
+    neutral lips. Texels whose photo position is inside the inner-lip polygon are repainted from
+    the surrounding lip texels (inpainting, in place); so are teeth-coloured texels (brighter than
+    the skin, unsaturated) within a margin of ~2 % of the face width round it, because the
+    inner-lip landmarks of a broad smile sit a little inside the visible teeth.
+    """
+    h, w = photo_shape
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [np.round(landmarks[list(MOUTH_RING), :2] * 4).astype(np.int32)], 255, shift=2)
+    if not mask.any():
+        return
+    grow = max(int(round(0.02 * float(np.ptp(landmarks[:468, 0])))), 1)
+    near = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    inside = np.maximum(_sample(mask, own_xy), _sample(mask, mirrored_xy)).reshape(-1) > 96
+    close = np.maximum(_sample(near, own_xy), _sample(near, mirrored_xy)).reshape(-1) > 96
+    size = tex.shape[0]
+    flat = tex.reshape(-1, 3)
+    rgb = flat[texels].astype(np.float32)
+    lum = rgb.mean(1)
+    teeth_like = (lum > float(np.mean(skin_tone))) & (np.ptp(rgb, axis=1) < 0.3 * lum)
+    repaint = inside | (close & teeth_like)
+    if not repaint.any():
+        return
+    paint = np.zeros((size, size), np.uint8)
+    paint.reshape(-1)[texels[repaint]] = 255
+    paint = cv2.dilate(paint, np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero(paint)
+    pad = 6
+    y0, y1 = max(int(ys.min()) - pad, 0), min(int(ys.max()) + pad + 1, size)
+    x0, x1 = max(int(xs.min()) - pad, 0), min(int(xs.max()) + pad + 1, size)
+    tex[y0:y1, x0:x1] = cv2.inpaint(
+        np.ascontiguousarray(tex[y0:y1, x0:x1]), paint[y0:y1, x0:x1], 3, cv2.INPAINT_TELEA
+    )
+
+
 def _sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``image`` (h, w[, c]) at pixel positions ``pts`` (k, 2): one cv2.remap."""
     k = len(pts)
@@ -330,6 +378,7 @@ def bake_head_texture(
     tex[:] = np.clip(tone, 0, 255).astype(np.uint8)
     flat = tex.reshape(-1, 3)
     flat[raster.texels] = np.clip(face_rgb, 0, 255).astype(np.uint8)
+    _paint_over_mouth_opening(tex, raster.texels, photo.shape[:2], lm, at_own[:, :2], at_mir[:, :2], tone)
     if work != size:
         tex = cv2.resize(tex, (size, size), interpolation=cv2.INTER_LINEAR)
     iris, _ = _iris_colour(photo_c, lm)
