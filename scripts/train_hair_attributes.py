@@ -250,20 +250,31 @@ def candidates():
     }
 
 
-def choose_model(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[str, float]:
-    """Pick the candidate with the best grouped cross-validated balanced accuracy."""
+def choose_model(
+    X: np.ndarray, y: np.ndarray, groups: np.ndarray, scored: np.ndarray | None = None
+) -> tuple[str, float]:
+    """Pick the candidate with the best grouped cross-validated balanced accuracy.
+
+    scored : (n,) bool, the real samples (None = all). The folds are drawn over the real samples
+    only, so they are the same with and without synthetic renders; a render trains in every fold
+    whose test part does not hold its group and is never tested or scored. Scores with and without
+    renders are therefore paired comparisons on the same real photos."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    classes, counts = np.unique(y, return_counts=True)
+    scored = np.ones(len(y), bool) if scored is None else scored
+    real, synth = np.flatnonzero(scored), np.flatnonzero(~scored)
+    classes, counts = np.unique(y[real], return_counts=True)
     n_splits = int(min(4, max(2, counts.min())))
     best = ("logreg_c0.3", -1.0)
     for name, make in candidates().items():
         preds = np.empty(len(y), dtype=object)
         cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=SEED)
-        for tr, te in cv.split(X, y, groups):
-            model = make().fit(X[tr], y[tr])
-            preds[te] = model.predict(X[te])
-        score = balanced_accuracy(list(y), list(preds), list(classes))
+        for tr, te in cv.split(X[real], y[real], groups[real]):
+            extra = synth[~np.isin(groups[synth], groups[real[te]])]
+            fit = np.concatenate([real[tr], extra])
+            model = make().fit(X[fit], y[fit])
+            preds[real[te]] = model.predict(X[real[te]])
+        score = balanced_accuracy(list(y[real]), list(preds[real]), list(classes))
         print(f"    cv {name}: balanced {score:.3f}")
         if score > best[1]:
             best = (name, score)
@@ -350,7 +361,7 @@ def main() -> None:
     onnx_models = {}
     metrics: dict[str, dict] = {}
     for attr, classes in ATTRIBUTE_CLASSES.items():
-        Xtr, ytr, gtr, Xte, yte = [], [], [], [], []
+        Xtr, ytr, gtr, Xte, yte, real = [], [], [], [], [], []
         for i, r in enumerate(rows):
             keys = [(r["file"], False), (r["file"] + "|m", True)]
             keys += [(k, False) for k in (f"{r['file']}|r{c}" for c in range(args.relit)) if k in feats]
@@ -368,6 +379,7 @@ def main() -> None:
                     Xtr.append(feats[key])
                     ytr.append(t)
                     gtr.append(i)
+                    real.append(True)
         n_synth = 0
         if attr in synth_attrs:  # training part only; the held-out split stays real photos
             for r, v, g in zip(synth_rows, synth_vecs, synth_groups, strict=True):
@@ -376,10 +388,11 @@ def main() -> None:
                     Xtr.append(v)
                     ytr.append(t)
                     gtr.append(g)
+                    real.append(False)
                     n_synth += 1
         Xtr_a, ytr_a = np.array(Xtr, np.float32), np.array(ytr)
         print(f"\n== {attr}: train {len(ytr)} (with mirrors, {n_synth} synthetic), held-out {len(yte)}")
-        name, cv_score = choose_model(Xtr_a, ytr_a, np.array(gtr))
+        name, cv_score = choose_model(Xtr_a, ytr_a, np.array(gtr), np.array(real))
         model = candidates()[name]().fit(Xtr_a, ytr_a)
         model_classes = [str(c) for c in model.classes_]
         pred = list(model.predict(np.array(Xte, np.float32))) if Xte else []
