@@ -168,3 +168,34 @@ def test_every_style_exports_to_a_glb_the_khronos_validator_accepts(head, tmp_pa
     reports = validate_glbs(paths)
     for path, report in reports.items():
         assert report["numErrors"] == 0, (path, report["messages"][:5])
+
+
+def test_forehead_hairline_is_measured_from_the_hair_mask():
+    from vrhub.hair.features import forehead_hairline
+
+    top, chin, brow = 100.0, 300.0, 150.0  # landmark 10, 152 and the brows, in pixels
+    mask = np.zeros((400, 300), np.float32)
+    mask[:60, :] = 1.0  # hair down to y = 60: 40 px above landmark 10 = 0.2 forehead-to-chin units
+    assert forehead_hairline(mask, 150.0, 120.0, top, chin, brow) == pytest.approx(0.2, abs=0.02)
+    assert forehead_hairline(np.zeros_like(mask), 150.0, 120.0, top, chin, brow) is None  # bald top
+    mask[:, 126:174] = 0.0  # hair round a bare middle of the forehead: no hairline in the middle
+    assert forehead_hairline(mask, 150.0, 120.0, top, chin, brow) is None
+    mask[:140, :] = 1.0  # a fringe down to the brows: the hairline is below landmark 10
+    assert forehead_hairline(mask, 150.0, 120.0, top, chin, brow) < -0.1
+
+
+def test_the_measured_hairline_raises_the_style_hairline_never_lowers_it(head):
+    from vrhub.hair.styles import hairline_for
+
+    surface = ScalpSurface.from_head(head)
+    default = hairline_for(HairAttributes(), surface, head).front_y
+    high = hairline_for(HairAttributes(hairline=0.3), surface, head).front_y
+    low = hairline_for(HairAttributes(hairline=-0.2), surface, head).front_y
+    assert high > default + 0.05
+    assert low == pytest.approx(default)
+    # and the cap follows it: no hair below the raised hairline at the front of the head
+    hair = build_style("buzz", HairAttributes(length="buzz", hairline=0.3), head)
+    d = hair.vertices[np.unique(hair.triangles)].astype(np.float64) - surface.centre
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    front = np.abs(np.arctan2(d[:, 0], d[:, 2])) < 0.15  # the front meridian
+    assert front.any() and d[front, 1].min() >= high - 0.01

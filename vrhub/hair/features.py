@@ -51,6 +51,9 @@ class HairMeasurements:
     coherence: float
     hat_score: float
     cap_skin: float
+    #: height of the forehead hairline above landmark 10, in units of the 10 -> 152 distance
+    #: (negative: hair comes down over the forehead); None when no hair is above the forehead
+    hairline: float | None = None
 
 
 def _names() -> list[str]:
@@ -337,7 +340,30 @@ def measure_hair(photo: Photo, face: FaceObservation, seg: Segmentation) -> Hair
         coherence=f["coherence_s1"],
         hat_score=hat_score,
         cap_skin=f["cap_skin"],
+        hairline=forehead_hairline(hf, cx, fw, top, chin_y, brow_y),
     )
+
+
+def forehead_hairline(
+    hair: np.ndarray, cx: float, fw: float, top: float, chin_y: float, brow_y: float
+) -> float | None:
+    """Where the hair starts above the middle of the forehead: scanning up from above the brows,
+    the first row in which most of a band of 0.4 face widths round the face's centre line is hair.
+    Returns its height above landmark 10 (``top``) in units of the forehead-to-chin distance, or None
+    when no such row lies within 0.6 of that distance above the forehead (a bald top)."""
+    unit = max(chin_y - top, 1.0)
+    h, w = hair.shape
+    x0, x1 = int(max(round(cx - 0.2 * fw), 0)), int(min(round(cx + 0.2 * fw), w))
+    y_start = int(min(round(brow_y - 0.08 * unit), h - 1))  # clear of the eyebrows
+    y_stop = int(max(round(top - 0.6 * unit), 0))
+    if x1 - x0 < 2 or y_start <= y_stop:
+        return None
+    band = hair[y_stop : y_start + 1, x0:x1].mean(axis=1)[::-1]  # from the brows upward
+    rows = np.flatnonzero(band > 0.5)
+    if not len(rows):
+        return None
+    y = y_start - int(rows[0])
+    return float((top - y) / unit)
 
 
 def xs_grid(h: int, w: int) -> np.ndarray:

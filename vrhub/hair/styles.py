@@ -129,8 +129,17 @@ def hairline_for(attributes: HairAttributes, surface: ScalpSurface, head: HeadMo
     """Hairline from the head (forehead top = canonical landmark 10) and the baldness pattern."""
     front_y = 0.5
     if len(head.vertices) > 10:
-        d = np.asarray(head.vertices[head.landmark_vertices[10]], np.float64) - surface.centre
+        lv = np.asarray(head.landmark_vertices)
+        forehead = np.asarray(head.vertices[lv[10]], np.float64)
+        d = forehead - surface.centre
         front_y = float(d[1] / max(np.linalg.norm(d), 1e-9)) + 0.02
+        if attributes.hairline is not None and len(lv) > 152:
+            # the photo's own hairline, measured above landmark 10 in forehead-to-chin units; only
+            # ever raised (a fringe is drawn by fringe strands, and a hair mask that runs over the
+            # forehead is a segmentation error more often than a hairline)
+            up = forehead - np.asarray(head.vertices[lv[152]], np.float64)
+            p = forehead + float(np.clip(attributes.hairline, 0.0, 0.45)) * up - surface.centre
+            front_y = max(front_y, float(p[1] / max(np.linalg.norm(p), 1e-9)))
     if attributes.baldness == "crown_or_top":
         # male-pattern baldness: bare from the forehead over the top to the crown, hair left as a
         # horseshoe over the ears and round the back

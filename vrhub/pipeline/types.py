@@ -145,6 +145,9 @@ class HairAttributes:
     colour_rgb: tuple[int, int, int] = (60, 45, 35)
     colour_name: str = "brown"
     headwear: str = "none"  # none | hat | scarf
+    #: measured height of the forehead hairline above the top forehead landmark (10), in units of
+    #: the forehead-to-chin (10 -> 152) distance; None = not measured (the style's default)
+    hairline: float | None = None
     confidence: dict[str, float] = field(default_factory=dict)
     source: str = ""  # which implementation produced this, e.g. "none" or "onnx-v1"
 

@@ -99,6 +99,7 @@ def onnx_hair_attributes(photo: Photo, face: FaceObservation, segmentation: Segm
         colour_rgb=m.colour_rgb,
         colour_name=COLOUR_NAMES.get(colour, colour),
         headwear=headwear,
+        hairline=None if headwear != "none" or m.hairline is None else round(m.hairline, 4),
         confidence={k: round(float(v), 4) for k, v in conf.items()},
         source=f"onnx-features-v{FEATURES_VERSION}",
     )
