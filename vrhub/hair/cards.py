@@ -403,7 +403,7 @@ def ribbons(
 
 
 def cap_shell(
-    surface: ScalpSurface, hairline: Hairline, rows: int = 24, cols: int = 48, offset: float = 0.003
+    surface: ScalpSurface, hairline: Hairline, rows: int = 16, cols: int = 48, offset: float = 0.003
 ) -> CardMesh:
     """A shell over the hair-growing scalp (so no skin shows between cards), textured with the dense
     cap column of the atlas. Returns a CardMesh of at most 2 * rows * cols triangles."""
