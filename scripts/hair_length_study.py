@@ -149,26 +149,7 @@ def main() -> None:
     shared_feats = T.extract([args.data / f for f in shared], args.cache / "shared", mirror=False)
 
     held = T.held_out_split(rows)
-    Xtr, ytr, gtr, Xte, yte = [], [], [], [], []
-    for i, r in enumerate(rows):
-        for key, mirrored in [
-            (r["file"], False),
-            (r["file"] + "|m", True),
-            (r["file"] + "|r0", False),
-            (r["file"] + "|r1", False),
-        ]:
-            t = T.target(r, "length", mirrored)
-            if key not in feats or t is None:
-                continue
-            if i in held:
-                if key == r["file"]:
-                    Xte.append(feats[key])
-                    yte.append(t)
-            else:
-                Xtr.append(feats[key])
-                ytr.append(t)
-                gtr.append(i)
-    Xtr, ytr, gtr, Xte, yte = (np.array(a) for a in (Xtr, ytr, gtr, Xte, yte))
+    Xtr, ytr, gtr, Xte, yte = (np.array(a) for a in T.split_examples(rows, feats, held, "length", relit=2))
     names = [f for f in shared if shared[f]["length"] and Path(f).name in shared_feats]
     Xs = np.array([shared_feats[Path(f).name] for f in names])
     ys = np.array([shared[f]["length"] for f in names])

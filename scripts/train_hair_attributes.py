@@ -317,6 +317,35 @@ def held_out_split(rows: list[dict]) -> set[int]:
     return held
 
 
+def split_examples(
+    rows: list[dict[str, str]], feats: dict[str, np.ndarray], held: set[int], attr: str, relit: int
+) -> tuple[list[np.ndarray], list[str], list[int], list[np.ndarray], list[str]]:
+    """The real photos' examples of ``attr``: (X, y, group) for training, from every photo outside
+    ``held`` with its mirror image and ``relit`` relit copies (group = the photo's row, so copies
+    of one photo share a cross-validation fold), and (X, y) for the held-out split, originals only."""
+    Xtr: list[np.ndarray] = []
+    ytr: list[str] = []
+    gtr: list[int] = []
+    Xte: list[np.ndarray] = []
+    yte: list[str] = []
+    for i, r in enumerate(rows):
+        keys = [(r["file"], False), (r["file"] + "|m", True)]
+        keys += [(f"{r['file']}|r{c}", False) for c in range(relit)]
+        for key, mirrored in keys:
+            t = target(r, attr, mirrored)
+            if key not in feats or t is None:
+                continue
+            if i in held:
+                if key == r["file"]:
+                    Xte.append(feats[key])
+                    yte.append(t)
+            else:
+                Xtr.append(feats[key])
+                ytr.append(t)
+                gtr.append(i)
+    return Xtr, ytr, gtr, Xte, yte
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -361,25 +390,8 @@ def main() -> None:
     onnx_models = {}
     metrics: dict[str, dict] = {}
     for attr, classes in ATTRIBUTE_CLASSES.items():
-        Xtr, ytr, gtr, Xte, yte, real = [], [], [], [], [], []
-        for i, r in enumerate(rows):
-            keys = [(r["file"], False), (r["file"] + "|m", True)]
-            keys += [(k, False) for k in (f"{r['file']}|r{c}" for c in range(args.relit)) if k in feats]
-            for key, mirrored in keys:
-                if key not in feats:
-                    continue
-                t = target(r, attr, mirrored)
-                if t is None:
-                    continue
-                if i in held:
-                    if key == r["file"]:
-                        Xte.append(feats[key])
-                        yte.append(t)
-                else:
-                    Xtr.append(feats[key])
-                    ytr.append(t)
-                    gtr.append(i)
-                    real.append(True)
+        Xtr, ytr, gtr, Xte, yte = split_examples(rows, feats, held, attr, args.relit)
+        real = [True] * len(Xtr)
         n_synth = 0
         if attr in synth_attrs:  # training part only; the held-out split stays real photos
             for r, v, g in zip(synth_rows, synth_vecs, synth_groups, strict=True):
