@@ -11,6 +11,7 @@ from conftest import ASTRONAUT, builtin_stages_present
 from hub_process import VRHUB, hub_env
 
 from vrhub.cli import main, make_parser
+from vrhub.pipeline.types import SLOTS
 
 needs_pipeline = pytest.mark.skipif(
     not builtin_stages_present(), reason="the builtin stages are not all present"
@@ -54,16 +55,7 @@ def test_create_writes_a_glb_and_prints_per_stage_timings(
     assert main(["create", str(ASTRONAUT), "-o", str(out), "--lod", "low", "--texture", "512"]) == 0
     assert out.read_bytes()[:4] == b"glTF"
     printed = capsys.readouterr().out
-    for slot in (
-        "decode",
-        "detect",
-        "segment",
-        "reconstruct",
-        "hair_attributes",
-        "hair_model",
-        "rig",
-        "export",
-    ):
+    for slot in ("decode", *SLOTS):
         assert any(line.startswith(slot + " ") for line in printed.splitlines()), slot
     assert "total" in printed and "faces found: 1" in printed
 

@@ -121,24 +121,40 @@ async def test_a_stage_over_its_time_limit_fails_the_job_in_a_worker_process(
     assert after["status"] == "ready", after["error"]
 
 
+async def _running_job(
+    app: Any,
+    photo: bytes,
+    *,
+    owner: str,
+    lease_until: dt.datetime,
+    attempts: int = 1,
+    request: dict[str, Any] | None = None,
+) -> Any:
+    """A new avatar whose job is marked running under ``owner``'s lease until ``lease_until``."""
+    key = app[blobs_key].put(photo)
+    created = await queries.create_avatar(app[db_key], photo_key=key, request=request or {})
+    async with app[db_key].begin() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.id == created.job.id)
+            .values(state="running", attempts=attempts, lease_owner=owner, lease_until=lease_until)
+        )
+    return created
+
+
 async def _orphan_job(client: Any, photo: bytes, attempts: int) -> str:
     """Make a job look like its runner died mid-build: running, someone else's expired lease."""
     app = client.server.app
     runner = app[jobs_key]
     _stop_poller(runner)  # so it cannot take the job before we orphan it
-    key = app[blobs_key].put(photo)
-    created = await queries.create_avatar(app[db_key], photo_key=key, request={"stages": {}})
-    async with app[db_key].begin() as session:
-        await session.execute(
-            update(Job)
-            .where(Job.id == created.job.id)
-            .values(
-                state="running",
-                attempts=attempts,
-                lease_owner="dead-runner",
-                lease_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1),
-            )
-        )
+    created = await _running_job(
+        app,
+        photo,
+        owner="dead-runner",
+        lease_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1),
+        attempts=attempts,
+        request={"stages": {}},
+    )
     runner.poll_interval = 0.1
     runner._poller = asyncio.create_task(runner._poll_loop())
     return created.avatar.id
@@ -193,19 +209,12 @@ async def test_at_start_a_lease_of_a_dead_runner_on_this_host_is_released(
     }
     jobs = {}
     for label, owner in owners.items():
-        key = app[blobs_key].put(tiny_photo_bytes + label.encode())
-        created = await queries.create_avatar(app[db_key], photo_key=key, request={})
-        async with app[db_key].begin() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == created.job.id)
-                .values(
-                    state="running",
-                    attempts=1,
-                    lease_owner=owner,
-                    lease_until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-                )
-            )
+        created = await _running_job(
+            app,
+            tiny_photo_bytes + label.encode(),
+            owner=owner,
+            lease_until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        )
         jobs[created.job.id] = label
     from vrhub.jobs.runner import _pid_alive
 
