@@ -428,9 +428,12 @@ def cap_shell(
     keep = inside[i, j] | inside[i, j + 1] | inside[i + 1, j] | inside[i + 1, j + 1]
     t1 = np.stack([a, b, c2], -1)[keep]
     t2 = np.stack([b, d2, c2], -1)[keep]
-    tris = np.concatenate([t1, t2]).astype(np.uint32)
+    tris = np.concatenate([t1, t2])
+    # only the vertices the kept quads use (a bald crown drops many)
+    used, tris = np.unique(tris, return_inverse=True)
+    tris = tris.reshape(-1, 3).astype(np.uint32)
     # the seam at az = +-pi duplicates vertices; the UV wrap is hidden under the cards
-    return CardMesh(verts.astype(np.float32), tris, uv.astype(np.float32))
+    return CardMesh(verts[used].astype(np.float32), tris, uv[used].astype(np.float32))
 
 
 def strand_texture(
