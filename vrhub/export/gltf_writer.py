@@ -184,6 +184,12 @@ def encode_image(pixels: np.ndarray, size: int, fmt: str) -> bytes:
     return out.getvalue()
 
 
+def _bounds(values: Any) -> list[float]:
+    """Accessor min / max as JSON floats, signed zero written as 0.0: which zero a reduction returns
+    depends on the order it meets them, and the fast and reference paths meet them differently."""
+    return [float(x) + 0.0 for x in values]
+
+
 class GlbBuilder:
     """Accumulates buffer views, accessors, images and JSON objects; :meth:`to_glb` packs them.
 
@@ -235,8 +241,8 @@ class GlbBuilder:
         )
         if minmax:
             flat = a.reshape(len(a), -1)
-            acc.min = [float(x) for x in flat.min(0)]
-            acc.max = [float(x) for x in flat.max(0)]
+            acc.min = _bounds(flat.min(0))
+            acc.max = _bounds(flat.max(0))
         self.gltf.accessors.append(acc)
         return len(self.gltf.accessors) - 1
 
@@ -298,8 +304,8 @@ class GlbBuilder:
             normalized=None,
             count=count,
             type=g.VEC3,
-            min=lo,
-            max=hi,
+            min=_bounds(lo),
+            max=_bounds(hi),
             sparse=g.Sparse(
                 count=len(keep),
                 indices=g.AccessorSparseIndices(
