@@ -18,6 +18,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_DATA = SHARED / "data"
 FACES = SHARED_DATA / "faces"
 ASTRONAUT = FACES / "skimage_astronaut_eileen_collins.png"
+#: For tests that need a real shared photo: a clone without ../shared skips them.
+needs_photos = pytest.mark.skipif(not ASTRONAUT.is_file(), reason="../shared/data is not present")
 
 
 def builtin_stages_present() -> bool:

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ASTRONAUT, FACES, builtin_stages_present, upload, wait_for_avatar
+from conftest import ASTRONAUT, FACES, builtin_stages_present, needs_photos, upload, wait_for_avatar
 from hub_test_stages import FIXTURE_STAGE_TEXT
 from PIL import Image
 
-pytestmark = pytest.mark.skipif(not ASTRONAUT.is_file(), reason="../shared/data is not present")
+pytestmark = needs_photos
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ASTRONAUT, builtin_stages_present
+from conftest import ASTRONAUT, builtin_stages_present, needs_photos
 from hub_process import VRHUB, hub_env
 
 from vrhub.cli import main, make_parser
@@ -16,7 +16,6 @@ from vrhub.pipeline.types import SLOTS
 needs_pipeline = pytest.mark.skipif(
     not builtin_stages_present(), reason="the builtin stages are not all present"
 )
-needs_photos = pytest.mark.skipif(not ASTRONAUT.is_file(), reason="../shared/data is not present")
 
 
 def test_migrate_creates_the_database_at_head(tmp_path: Path) -> None:

@@ -11,13 +11,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import ASTRONAUT, builtin_stages_present
+from conftest import ASTRONAUT, builtin_stages_present, needs_photos
 from gltf_testing import validate_glbs
 from hub_process import HubProcess, free_port, hub_env, migrate, wait_http
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not ASTRONAUT.is_file(), reason="../shared/data is not present"),
+    needs_photos,
     pytest.mark.skipif(not builtin_stages_present(), reason="the builtin stages are not all present"),
 ]
 

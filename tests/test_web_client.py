@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from browser_testing import artifact, chromium
-from conftest import ASTRONAUT, builtin_stages_present
+from conftest import ASTRONAUT, builtin_stages_present, needs_photos
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -79,6 +79,7 @@ async def test_page_loads_without_errors_and_explains_the_steps(hub_url: str) ->
         assert problems == []
 
 
+@needs_photos
 async def test_real_photo_becomes_an_avatar_in_the_viewer(hub_url: str) -> None:
     async with chromium() as browser:
         page, problems = await open_page(browser, hub_url)
