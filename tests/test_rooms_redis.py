@@ -11,12 +11,13 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pytest
 from rooms_testing import free_port
 
-from vrhub.client import join
+from vrhub.client import _connect, join
 
 pytestmark = [pytest.mark.redis]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -220,3 +221,84 @@ async def test_redis_connection_killed_hubs_reconnect_and_room_recovers(two_hubs
     assert (await a.next_event("joined"))["name"] == "C"
     for x in (a, b, c):
         await x.leave()
+
+
+def _on(ws_url: str, hub: HubProcess) -> str:
+    """The same room websocket URL on another hub."""
+    return urlunsplit(urlsplit(ws_url)._replace(netloc=f"127.0.0.1:{hub.port}"))
+
+
+async def test_resume_through_another_hub_keeps_participant_id(two_hubs):
+    """A client that lost its hub connection reconnects through the other hub (as behind a load
+    balancer): same participant id, no left/joined for the peers, frames flow both ways."""
+    h1, h2 = two_hubs
+    a = await join(h1.url, "move", "A")
+    b = await join(h2.url, "move", "B")
+    c = await join(h1.url, "move", "C")
+    assert (await b.next_event("joined"))["name"] == "C"
+    await a.drop()  # TCP cut: h1 holds A for resume
+    a2 = await a.resume(h2.url)
+    assert a2.participant == a.participant and a2.welcome["resumed"] is True
+    assert sorted(p["name"] for p in a2.peers.values()) == ["B", "C"]
+    for peer in (b, c):
+        with pytest.raises(TimeoutError):
+            await peer.next_event(timeout=0.5)
+    assert await _relays(a2, b) and await _relays(a2, c) and await _relays(c, a2)
+    # both hubs now route A through h2
+    assert await h1.hub_id("move", "A") == await h2.hub_id("move", "B") == await h2.hub_id("move", "A")
+    await a2.leave()
+    for peer in (b, c):
+        left = await peer.next_event("left")
+        assert left["participant"] == a.participant and left["reason"] == "left"
+    await b.leave()
+    await c.leave()
+
+
+async def test_resume_on_another_hub_closes_a_socket_still_open_on_the_old_one(two_hubs):
+    from websockets.exceptions import ConnectionClosed
+
+    h1, h2 = two_hubs
+    a = await join(h1.url, "steal", "A")
+    b = await join(h2.url, "steal", "B")
+    await a.next_event("joined")
+    # a second connection with A's resume token through h2 while A's first socket is still open
+    a2 = await _connect(_on(a.url, h2), {"type": "hello", "name": "A", "resume": a.resume_token}, True)
+    assert a2.participant == a.participant and a2.welcome["resumed"] is True
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await a.recv(timeout=3)
+    assert a.close_code == 4000 and "another hub" in (a.close_reason or "")
+    assert await _relays(a2, b)
+    await a2.leave()
+    await b.leave()
+
+
+async def test_resume_after_the_hub_died_keeps_the_id_on_a_live_hub(two_hubs):
+    h1, h2 = two_hubs
+    a = await join(h1.url, "phoenix", "A", avatar_id="av-a")
+    b = await join(h2.url, "phoenix", "B")
+    await a.next_event("joined")
+    h1.proc.send_signal(signal.SIGKILL)
+    left = await b.next_event("left", timeout=6)
+    assert left == {"type": "left", "participant": a.participant, "reason": "hub_lost"}
+    a2 = await a.resume(h2.url)
+    assert a2.participant == a.participant and a2.welcome["resumed"] is True
+    back = await b.next_event("joined")
+    assert back["participant"] == a.participant and back["name"] == "A" and back["avatar_id"] == "av-a"
+    assert await _relays(a2, b) and await _relays(b, a2)
+    await a2.leave()
+    await b.leave()
+
+
+async def test_resume_tokens_that_do_not_fit_join_afresh(two_hubs):
+    """Bad input: a resume token of another room, a forged one, or a stale one on another hub gives
+    a new participant id, never someone else's."""
+    h1, h2 = two_hubs
+    a = await join(h1.url, "tok-a", "A")
+    b = await join(h1.url, "tok-b", "B")
+    await a.drop()
+    for token in (b.resume_token, a.resume_token[:-4] + "AAAA", "not-a-token"):
+        other = await _connect(_on(a.url, h2), {"type": "hello", "name": "X", "resume": token}, True)
+        assert other.welcome["resumed"] is False and other.participant != a.participant
+        await other.leave()
+    await b.leave()

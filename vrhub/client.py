@@ -216,14 +216,21 @@ class RoomClient:
     def close_reason(self) -> str | None:
         return self.ws.close_reason
 
-    async def resume(self) -> RoomClient:
-        """Reconnect with the resume token (within the hub's resume window: same participant id)."""
+    async def resume(self, hub_url: str | None = None) -> RoomClient:
+        """Reconnect with the resume token (within the hub's resume window: same participant id).
+
+        ``hub_url`` (``http(s)://host:port``) reconnects through another hub of the same Redis-shared
+        deployment, e.g. when the first one went away; the room and its token are kept."""
         if self._keepalive is not None:
             self._keepalive.cancel()
         with contextlib.suppress(Exception):
             self.ws.transport.abort()
+        url = self.url
+        if hub_url is not None:
+            base = urlsplit(room_ws_url(hub_url, "x"))
+            url = urlunsplit(urlsplit(url)._replace(scheme=base.scheme, netloc=base.netloc))
         return await _connect(
-            self.url,
+            url,
             {"type": "hello", "name": self.welcome.get("name", ""), "resume": self.resume_token},
             self.decode,
         )

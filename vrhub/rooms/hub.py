@@ -66,6 +66,8 @@ class RoomHub:
         self.bus = bus
         self._sweeper: asyncio.Task[None] | None = None
         self._next_local_pid: dict[str, int] = {}
+        #: (room, participant) -> monotonic deadline: ids of participants lost with their hub
+        self._lost: dict[tuple[str, int], tuple[float, Participant]] = {}
         self.closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -137,20 +139,9 @@ class RoomHub:
             except Exception as exc:  # Redis down: join locally, the presence loop catches up
                 log.debug("rooms: presence sync on join failed: %s", exc)
         if resume:
-            claims = verify_token(self.settings.secret, resume, room_id, kind="resume")
-            if isinstance(claims, TokenClaims) and claims.participant is not None:
-                p = room.participants.get(claims.participant)
-                if p is not None and p.local:
-                    old_ws = p.ws
-                    if old_ws is not None:  # the old socket is still open: the new one replaces it
-                        room.detach(p)
-                        asyncio.ensure_future(
-                            old_ws.close(code=4000, message=b"replaced by a resumed connection")
-                        )
-                    room.attach(p, transport, ws)
-                    if avatar_id and avatar_id != p.avatar_id:
-                        self.set_avatar(room, p, avatar_id)
-                    return Joined(room, p, True, resume)
+            resumed = self._resume(room, resume, transport, ws, avatar_id)
+            if resumed is not None:
+                return resumed
         live = sum(1 for p in room.participants.values())
         if live >= self.config.max_participants:
             await self._drop_room_if_empty(room)
@@ -168,6 +159,66 @@ class RoomHub:
             self.settings.secret, room_id, name, role, RESUME_TOKEN_TTL_S, kind="resume", participant=pid
         )
         return Joined(room, p, False, token)
+
+    def _resume(
+        self, room: Room, token: str, transport: Transport, ws: Any, avatar_id: str | None
+    ) -> Joined | None:
+        """Give the participant named by a valid resume token its new socket, or None (join afresh).
+
+        Three cases: the participant is held (or still connected) on this hub; it lives on another
+        hub that shares the room over Redis (this hub takes it over and tells the old hub, which
+        closes its socket with 4000: the client reconnected through another hub); or its hub died
+        within the resume window (it comes back with its old id; peers, who saw ``left``/
+        ``hub_lost``, get ``joined``)."""
+        claims = verify_token(self.settings.secret, token, room.room_id, kind="resume")
+        if not isinstance(claims, TokenClaims) or claims.participant is None:
+            return None
+        pid = claims.participant
+        p = room.participants.get(pid)
+        if p is not None and p.local:
+            old_ws = p.ws
+            if old_ws is not None:  # the old socket is still open: the new one replaces it
+                room.detach(p)
+                asyncio.ensure_future(old_ws.close(code=4000, message=b"replaced by a resumed connection"))
+            room.attach(p, transport, ws)
+        elif p is not None and self.bus is not None:
+            old_hub = p.hub
+            p.hub = self.hub_id
+            room.attach(p, transport, ws)
+            self.bus.announce_move(room.room_id, p, old_hub)
+        elif p is None and (lost := self._lost.pop((room.room_id, pid), None)) and lost[0] > time.monotonic():
+            old = lost[1]
+            p = Participant(
+                pid, old.name, old.avatar_id, old.avatar_url, old.role, self.hub_id, transport, ws
+            )
+            room.add(p)
+            if self.bus is not None:
+                self.bus.announce_join(room.room_id, p)
+        else:
+            return None
+        if avatar_id and avatar_id != p.avatar_id:
+            self.set_avatar(room, p, avatar_id)
+        return Joined(room, p, True, token)
+
+    def lost_with_hub(self, room_id: str, p: Participant) -> None:
+        """A remote participant's hub died: keep its id (and name, avatar) claimable by its resume
+        token for the resume window (its client is expected to reconnect through a live hub)."""
+        self._lost[(room_id, p.pid)] = (time.monotonic() + self.config.resume_window, p)
+
+    def moved_away(self, room: Room, p: Participant, new_hub: str) -> None:
+        """Another hub took over local participant ``p`` (its client resumed there): forget the
+        socket here without a ``left`` and close it if it is still open."""
+        old_ws = p.ws
+        room.clients.pop(p.pid, None)
+        room.local_pending.pop(p.pid, None)
+        p.transport = None
+        p.ws = None
+        p.held_until = None
+        p.hub = new_hub
+        if old_ws is not None:
+            asyncio.ensure_future(old_ws.close(code=4000, message=b"resumed on another hub"))
+        if room.empty:
+            asyncio.ensure_future(self._drop_room_if_empty(room))
 
     def disconnected(self, room: Room, p: Participant, clean: bool, reason: str = "left") -> None:
         """The socket of ``p`` closed. Clean leaves and hub-closed sockets go at once; others are
@@ -227,6 +278,8 @@ class RoomHub:
         """Drop held participants whose resume window passed; close idle sockets (4408)."""
         now = time.monotonic() if now is None else now
         idle = self.config.idle_timeout
+        for key in [k for k, (deadline, _) in self._lost.items() if deadline < now]:
+            del self._lost[key]
         for room in list(self.rooms.values()):
             for p in list(room.participants.values()):
                 if p.held_until is not None and p.ws is None and now > p.held_until:

@@ -3,11 +3,14 @@
 * Frames: once per tick per room, each hub publishes its local participants' changed frames as ONE
   message on channel ``{prefix}:room:{room}`` (``b"F"`` + hub id + send time + tick + 74-byte entries);
   the other hubs merge them into their own next tick.
-* Events (``b"E"`` + JSON) on the same channel: ``joined``, ``left``, ``avatar_ready``.
+* Events (``b"E"`` + JSON) on the same channel: ``joined``, ``left``, ``avatar_ready``, and
+  ``moved`` (a participant resumed through another hub, which now owns it; the old hub closes its
+  socket, if still open, with 4000 and nobody sees ``left``).
 * Presence: hash ``{prefix}:presence:{room}`` (participant id -> JSON with its hub id) plus one
   liveness key per hub ``{prefix}:hub:{hub_id}`` with a TTL refreshed every ``interval`` seconds.
   A hub that dies (SIGKILL) stops refreshing; within ``ttl`` its key expires and the other hubs
-  drop its participants (``left`` with reason ``hub_lost``) and clean its hash entries.
+  drop its participants (``left`` with reason ``hub_lost``) and clean its hash entries; for the
+  resume window such a participant can come back, with its id, through any live hub.
 * Participant ids are allocated with INCR on ``{prefix}:room:{room}:pid`` so they are unique per room.
 * Connection loss (Redis restart, CLIENT KILL): publishes are dropped and counted, the subscriber
   reconnects with back-off and re-subscribes, the presence loop re-writes this hub's participants.
@@ -329,6 +332,20 @@ class RedisBus:
             await asyncio.wait_for(self.redis.hdel(self.presence_key(room_id), str(pid)), 2.0)
         await self.publish_event(room_id, {"event": "left", "participant": pid, "reason": reason})
 
+    def announce_move(self, room_id: str, p: Participant, old_hub: str) -> None:
+        """``p`` (until now on ``old_hub``) resumed on this hub: rewrite its presence and tell the
+        other hubs (the old one closes its socket; the rest route it here)."""
+        self._spawn(self._announce_move(room_id, p, old_hub))
+
+    async def _announce_move(self, room_id: str, p: Participant, old_hub: str) -> None:
+        if self.redis is None:
+            return
+        with contextlib.suppress(*_ERRORS):
+            await asyncio.wait_for(
+                self.redis.hset(self.presence_key(room_id), str(p.pid), self._presence_value(p)), 2.0
+            )
+        await self.publish_event(room_id, {"event": "moved", "from": old_hub, **p.info()})
+
     def announce_avatar(self, room_id: str, p: Participant) -> None:
         self._spawn(self._announce_avatar(room_id, p))
 
@@ -423,6 +440,14 @@ class RedisBus:
         kind = event.get("event")
         if kind == "joined":
             self._add_remote(room, event, str(event["hub"]))
+        elif kind == "moved":
+            p = room.participants.get(int(event["participant"]))
+            if p is None:  # we had already dropped it (its old hub died): it is back
+                self._add_remote(room, event, str(event["hub"]))
+            elif p.local:
+                self.hub.moved_away(room, p, str(event["hub"]))
+            else:
+                p.hub = str(event["hub"])
         elif kind == "left":
             p = room.participants.get(int(event["participant"]))
             if p is not None and p.hub == event["hub"]:
@@ -508,6 +533,8 @@ class RedisBus:
             if not alive(p.hub):
                 self._absent_since.pop(absent_key, None)
                 room.remove(pid, "hub_lost")
+                if self.hub is not None:
+                    self.hub.lost_with_hub(room.room_id, p)
             elif pid not in remote:  # e.g. a missed "left" event; or Redis lost the hash (wait a TTL)
                 since = self._absent_since.setdefault(absent_key, now)
                 if now - since > self.ttl:
