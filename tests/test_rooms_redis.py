@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,7 +40,9 @@ if not _redis_available():
 
 
 class HubProcess:
-    def __init__(self, prefix: str, ttl: float = 1.5, interval: float = 0.25) -> None:
+    def __init__(
+        self, prefix: str, ttl: float = 1.5, interval: float = 0.25, redis_url: str = REDIS_URL
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
@@ -50,7 +53,7 @@ class HubProcess:
                 "--port",
                 str(self.port),
                 "--redis",
-                REDIS_URL,
+                redis_url,
                 "--prefix",
                 prefix,
                 "--presence-ttl",
@@ -302,3 +305,84 @@ async def test_resume_tokens_that_do_not_fit_join_afresh(two_hubs):
         assert other.welcome["resumed"] is False and other.participant != a.participant
         await other.leave()
     await b.leave()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port (no persistence), so the test may restart it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        import socket
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+async def test_redis_server_restart_hubs_recover_without_restarting(tmp_path):
+    """Restart the Redis server itself (its data is gone: presence hash, pid counter): both hubs
+    reconnect, re-write presence, and the room works across hubs again."""
+    server = PrivateRedis()
+    await server.start()
+    prefix = f"vrhubtest-{uuid.uuid4().hex[:10]}"
+    hubs = [HubProcess(prefix, redis_url=server.url), HubProcess(prefix, redis_url=server.url)]
+    try:
+        await asyncio.gather(*(h.ready() for h in hubs))
+        h1, h2 = hubs
+        a = await join(h1.url, "restart", "A")
+        b = await join(h2.url, "restart", "B")
+        await a.next_event("joined")
+        assert await _relays(a, b)
+        server.kill()
+        await asyncio.sleep(1.0)  # hubs notice; local relay keeps going meanwhile
+        assert await h1.metric("vrhub_redis_connected") == 0
+        await server.start()
+        assert await _relays(a, b, timeout=8) and await _relays(b, a, timeout=8)
+        assert await h1.metric("vrhub_redis_connected") == 1 and await h2.metric("vrhub_redis_connected") == 1
+        import redis.asyncio as aioredis
+
+        r = aioredis.Redis.from_url(server.url)
+        deadline = time.monotonic() + 5
+        while len(await r.hgetall(f"{prefix}:presence:restart")) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert len(await r.hgetall(f"{prefix}:presence:restart")) == 2  # presence re-written
+        await r.aclose()
+        for h in hubs:  # nobody was dropped from the room
+            async with aiohttp.ClientSession() as s, s.get(f"{h.url}/api/rooms/restart") as resp:
+                assert sorted(p["name"] for p in (await resp.json())["participants"]) == ["A", "B"]
+        c = await join(h2.url, "restart", "C")  # new ids stay unique although the counter was lost
+        assert c.participant not in (a.participant, b.participant)
+        assert (await a.next_event("joined"))["name"] == "C"
+        for x in (a, b, c):
+            await x.leave()
+    finally:
+        for h in hubs:
+            h.stop()
+        server.kill()
