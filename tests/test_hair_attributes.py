@@ -10,7 +10,7 @@ import pytest
 from hair_testing import observed, relit_variants
 
 from vrhub.hair.attributes_model import ATTRIBUTE_CLASSES, MODEL_PATH, HairAttributeModel, onnx_providers
-from vrhub.hair.features import FEATURE_NAMES, FEATURES_VERSION, measure_hair
+from vrhub.hair.features import FEATURE_NAMES, FEATURES_VERSION, hair_colour, measure_hair
 from vrhub.hair.offline_face import observe_face
 from vrhub.pipeline.types import HairAttributes, Photo
 from vrhub.stages.landmark_segment import landmark_segment
@@ -84,6 +84,37 @@ def test_dark_hair_colour_is_dark_and_grey_is_light():
     dark = _attrs("hair/congress_A000368.jpg")
     grey = _attrs("faces/congress_C000537.jpg")  # short grey hair
     assert sum(dark.colour_rgb) < sum(grey.colour_rgb)
+
+
+def test_hair_colour_leaves_out_skin_coloured_pixels():
+    """Scalp and forehead inside a hair mask do not pull the hair colour towards the skin."""
+    import cv2
+
+    def lab(rgb):
+        return cv2.cvtColor(np.asarray(rgb, np.uint8)[None], cv2.COLOR_RGB2LAB)[0].astype(np.float32)
+
+    rng = np.random.default_rng(1)
+    skin = np.clip(rng.normal((190, 140, 110), 6, (200, 3)), 0, 255).astype(np.uint8)
+    grey = np.clip(rng.normal((70, 68, 66), 6, (120, 3)), 0, 255).astype(np.uint8)
+    mixed = np.concatenate([skin[:160], grey])  # 57 % of the "hair" is forehead
+    colour = np.array(hair_colour(mixed, lab(mixed), lab(skin)))
+    assert np.abs(colour - (70, 68, 66)).max() <= 8
+    # hair close to the skin's own tone (blonde over light skin) keeps a hair colour, darker half
+    blonde = np.clip(rng.normal((200, 160, 120), 14, (300, 3)), 0, 255).astype(np.uint8)
+    colour = np.array(hair_colour(blonde, lab(blonde), lab(skin)))
+    assert colour.sum() < np.median(blonde, axis=0).sum()
+    # plain dark hair: its own median
+    colour = np.array(hair_colour(grey, lab(grey), lab(skin)))
+    assert np.abs(colour - np.median(grey, axis=0)).max() <= 1
+
+
+def test_close_cropped_grey_hair_is_not_read_as_skin_beige():
+    import cv2
+
+    a = _attrs("faces/face_recognition_obama.jpg")  # close-cropped dark grey; the mask takes forehead
+    lab = cv2.cvtColor(np.array([[a.colour_rgb]], np.uint8), cv2.COLOR_RGB2LAB)[0, 0].astype(float)
+    chroma = float(np.hypot(lab[1] - 128, lab[2] - 128))
+    assert chroma < 6 and a.colour_name in ("grey", "black", "dark brown"), (a.colour_rgb, a.colour_name)
 
 
 def test_a_hat_is_never_guessed_as_bald():

@@ -176,6 +176,30 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
     return float((values * weights).sum() / s) if s > 1e-6 else 0.0
 
 
+def hair_colour(rgb_hair: np.ndarray, lab_hair: np.ndarray, lab_skin: np.ndarray) -> tuple[int, int, int]:
+    """Median RGB of the hair pixels that are not skin-coloured.
+
+    The hair mask of close-cropped or receding hair also holds scalp and forehead (scalp shows
+    between the hairs; segmentation spills over a bare forehead), which pulls the median towards
+    the skin (a dark grey crop read as beige). Pixels the skin-colour model of the face claims are
+    left out when enough hair remains (a quarter of the mask); otherwise, when the mask as a whole
+    is near the skin's colour, the darker half is taken (blonde hair close to the skin's tone).
+
+    rgb_hair : (n, 3) uint8; lab_hair : (n, 3) Lab of the same pixels; lab_skin : (k, 3) Lab of skin.
+    """
+    from vrhub.stages.landmark_segment import skin_likelihood
+
+    if len(lab_hair) > 20 and len(lab_skin) >= 10:
+        skin_like = skin_likelihood(lab_hair[None].astype(np.float32), lab_skin.astype(np.float32))[0]
+        hairy = skin_like < 0.3
+        if hairy.sum() >= max(20, 0.25 * len(lab_hair)):
+            return tuple(int(v) for v in np.median(rgb_hair[hairy], axis=0))  # type: ignore[return-value]
+        if np.linalg.norm(np.median(lab_hair, axis=0) - np.median(lab_skin, axis=0)) < 15.0:
+            dark = lab_hair[:, 0] <= np.median(lab_hair[:, 0])
+            return tuple(int(v) for v in np.median(rgb_hair[dark], axis=0))  # type: ignore[return-value]
+    return tuple(int(v) for v in np.median(rgb_hair, axis=0))  # type: ignore[return-value]
+
+
 def measure_hair(photo: Photo, face: FaceObservation, seg: Segmentation) -> HairMeasurements:
     """All hair features of one portrait (see the module docstring)."""
     from vrhub.stages.landmark_segment import face_oval_order
@@ -262,12 +286,7 @@ def measure_hair(photo: Photo, face: FaceObservation, seg: Segmentation) -> Hair
     f["chroma_minus_skin"] = f["chroma"] - float(np.hypot(skin_pix[:, 1], skin_pix[:, 2]).mean())
     f["hair_pixels_log"] = float(np.log1p(hard.sum()))
     rgb_core = rgb[core] if core.any() else rgb.reshape(-1, 3)
-    colour_rgb = tuple(int(v) for v in np.median(rgb_core, axis=0))
-    # a close crop mixes scalp into the hair pixels: when their colour is near the skin's, take
-    # the darker half (the hair itself)
-    if np.linalg.norm(np.median(pix, axis=0) - np.median(skin_pix, axis=0)) < 15.0 and len(pix) > 20:
-        dark = pix[:, 0] <= np.median(pix[:, 0])
-        colour_rgb = tuple(int(v) for v in np.median(rgb_core[dark], axis=0))
+    colour_rgb = hair_colour(rgb_core, pix, skin_pix)
 
     # texture
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
