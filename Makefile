@@ -27,15 +27,17 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Debian packages the test suite drives as real clients (browser, video decoder, Blender's glTF importer).
+# Debian packages the test suite drives as real clients (browser, video decoder, Blender's and
+# Godot 3's glTF importers; Godot's editor imports under Xvfb).
 system-deps: $(SYS_STAMP)
 $(SYS_STAMP):
 	@mkdir -p var
-	@if ! command -v chromium >/dev/null || ! command -v ffmpeg >/dev/null || ! command -v blender >/dev/null; then \
+	@if ! command -v chromium >/dev/null || ! command -v ffmpeg >/dev/null || ! command -v blender >/dev/null \
+	    || ! command -v godot3 >/dev/null || ! command -v xvfb-run >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      chromium ffmpeg blender python3-numpy >/dev/null; \
-	  else echo "note: chromium/ffmpeg/blender missing and not root: those client tests will be skipped"; fi; \
+	      chromium ffmpeg blender python3-numpy godot3 xvfb xauth >/dev/null; \
+	  else echo "note: chromium/ffmpeg/blender/godot3/xvfb missing and not root: those client tests will be skipped"; fi; \
 	fi
 	touch $@
 

@@ -199,3 +199,71 @@ def test_blender_imports_armature_skin_and_every_shape_key(quick_avatars, tmp_pa
     assert head["skinned"] and {"head", "jaw"} <= set(head["vertex_groups"])
     assert head["shape_keys"][1:] == list(ARKIT_BLENDSHAPES + VISEMES)  # key 0 is "Basis"
     assert np.all([m["skinned"] for m in out["meshes"].values()])
+
+
+GODOT_SCRIPT = """extends SceneTree
+
+func _walk(n, out):
+	if n is Skeleton:
+		for b in range(n.get_bone_count()):
+			out["bones"].append(n.get_bone_name(b))
+	if n is MeshInstance:
+		var m = n.mesh
+		var info = {"skinned": n.skin != null, "shapes": [], "peak_mm": []}
+		if m.get_blend_shape_count() > 0:
+			var base = m.surface_get_arrays(0)[Mesh.ARRAY_VERTEX]
+			var shapes = m.surface_get_blend_shape_arrays(0)
+			for k in range(m.get_blend_shape_count()):
+				var v = shapes[k][Mesh.ARRAY_VERTEX]
+				var peak = 0.0
+				for i in range(base.size()):
+					peak = max(peak, (v[i] - base[i]).length())
+				info["shapes"].append(m.get_blend_shape_name(k))
+				info["peak_mm"].append(peak * 1000.0)
+		out["meshes"][n.name] = info
+	for c in n.get_children():
+		_walk(c, out)
+
+func _init():
+	var scene = load("res://avatar.glb")
+	if scene == null:
+		print("RESULT{}")
+		quit(1)
+		return
+	var out = {"bones": [], "meshes": {}}
+	_walk(scene.instance(), out)
+	print("RESULT" + to_json(out))
+	quit(0)
+"""
+
+
+@pytest.mark.slow
+def test_godot3_imports_skeleton_skin_and_moving_blend_shapes(quick_avatars, tmp_path):
+    """Godot 3's importer (Debian's godot3, run under Xvfb): it reads a sparse accessor without a
+    bufferView from buffer view 0 and dropped every morph target until the writer gave them an
+    explicit zero base; here every shape that moves in the rig moves in Godot."""
+    godot, xvfb = shutil.which("godot3"), shutil.which("xvfb-run")
+    if godot is None or xvfb is None:
+        pytest.skip("godot3 / xvfb-run are not installed")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "project.godot").write_text('config_version=4\n\n[application]\nconfig/name="vrhub-check"\n')
+    (project / "check.gd").write_text(GODOT_SCRIPT)
+    shutil.copy(next(iter(quick_avatars.values()))["glb"], project / "avatar.glb")
+    run = [xvfb, "-a", godot, "--path", str(project)]
+    imported = subprocess.run([*run, "--editor", "--quit"], capture_output=True, text=True, timeout=300)
+    log = imported.stdout + imported.stderr
+    assert "editor_scene_importer_gltf" not in log, log[-3000:]  # no importer error of any kind
+    proc = subprocess.run([*run, "-s", "check.gd"], capture_output=True, text=True, timeout=120)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(line[len("RESULT") :])
+    # Godot 3 lower-cases bone names on import (eye_L -> eye_l)
+    assert {"root", "neck", "head", "jaw", "eye_l", "eye_r"} <= {b.lower() for b in out["bones"]}
+    head = next(m for name, m in out["meshes"].items() if name.startswith("head"))
+    assert head["skinned"] and all(m["skinned"] for m in out["meshes"].values())
+    assert head["shapes"] == list(ARKIT_BLENDSHAPES + VISEMES)
+    peaks = dict(zip(head["shapes"], head["peak_mm"], strict=True))
+    still = [name for name, mm in peaks.items() if mm < 0.5]
+    assert still == ["viseme_sil"], still  # only the silence viseme is the neutral face
+    assert peaks["jawOpen"] > 10 and peaks["eyeBlinkLeft"] > 3

@@ -61,13 +61,22 @@ def test_morph_targets_are_sparse_and_named_in_arkit_order(exported, avatar):
     assert head["extras"]["targetNames"] == list(ARKIT_BLENDSHAPES + VISEMES)
     prim = head["primitives"][0]
     assert len(prim["targets"]) == 67 and len(head["weights"]) == 67
-    for target in prim["targets"]:
-        acc = doc["accessors"][target["POSITION"]]
-        assert "sparse" in acc and "bufferView" not in acc and "byteOffset" not in acc
-        assert "min" in acc and "max" in acc
-    # read back jawOpen densely and compare with the rig
     gltf = pygltflib.GLTF2.load_from_bytes(data)
     blob = gltf.binary_blob()
+    bases = set()
+    for target in prim["targets"]:
+        for attr in ("POSITION", "NORMAL"):
+            acc = doc["accessors"][target[attr]]
+            assert "sparse" in acc and "byteOffset" not in acc
+            assert "min" in acc and "max" in acc
+            bases.add(acc["bufferView"])
+    # every sparse accessor has the same explicit all-zero base (Godot 3 misreads an absent one)
+    assert len(bases) == 1
+    zero = doc["bufferViews"][bases.pop()]
+    assert zero["byteLength"] >= 12 * len(avatar.head.vertices)
+    start = zero.get("byteOffset", 0)
+    assert not any(blob[start : start + zero["byteLength"]])
+    # read back jawOpen densely and compare with the rig
     acc = doc["accessors"][prim["targets"][ARKIT_BLENDSHAPES.index("jawOpen")]["POSITION"]]
     sp = acc["sparse"]
 

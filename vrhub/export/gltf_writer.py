@@ -203,6 +203,7 @@ class GlbBuilder:
         self.reference = reference
         self._chunks: list[bytes] = []
         self._length = 0
+        self._zero_view: tuple[int, int] | None = None  # (view index, byte length)
 
     @property
     def blob(self) -> bytes:
@@ -247,7 +248,7 @@ class GlbBuilder:
         return len(self.gltf.accessors) - 1
 
     def sparse_vec3(self, dense: np.ndarray, tolerance: float = 1e-7) -> int:
-        """A sparse VEC3 float accessor (no bufferView: zeros outside the listed rows).
+        """A sparse VEC3 float accessor (zeros outside the listed rows; see :meth:`zeros_view`).
 
         dense : (n, 3) float. Rows with every component below ``tolerance`` are left out (zeroed);
         at least one row is always listed, as the spec requires count >= 1.
@@ -290,15 +291,28 @@ class GlbBuilder:
             lo, hi = [min(x, 0.0) for x in lo], [max(x, 0.0) for x in hi]
         return self._sparse_vec3_accessor(int(count), keep, vals, lo, hi)
 
+    def zeros_view(self, byte_length: int) -> int:
+        """One zero-filled buffer view shared by every sparse accessor as its base.
+
+        glTF allows a sparse accessor without a bufferView (zeros), but Godot 3's importer then
+        reads buffer view 0 instead, fails and drops every morph target; a shared explicit zero
+        base costs one copy (60 KB for a 5,000-vertex head) and reads the same everywhere."""
+        if self._zero_view is None or self._zero_view[1] < byte_length:
+            view = self.buffer_view(bytes(byte_length), g.ARRAY_BUFFER)
+            self.gltf.bufferViews[view].byteStride = 12  # shared by several VEC3 float accessors
+            self._zero_view = (view, byte_length)
+        return self._zero_view[0]
+
     def _sparse_vec3_accessor(
         self, count: int, keep: np.ndarray, values: np.ndarray, lo: list[float], hi: list[float]
     ) -> int:
         """Append a sparse float VEC3 accessor: ``values`` (k, 3) at rows ``keep`` (k,), zeros elsewhere."""
         idx_dtype = np.uint16 if count <= 65535 else np.uint32
+        base = self.zeros_view(count * 12)
         idx_view = self.buffer_view(keep.astype(idx_dtype).tobytes())
         val_view = self.buffer_view(np.ascontiguousarray(values, np.float32).tobytes())
         acc = g.Accessor(
-            bufferView=None,
+            bufferView=base,
             byteOffset=None,
             componentType=g.FLOAT,
             normalized=None,
