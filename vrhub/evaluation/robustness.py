@@ -52,15 +52,19 @@ def ciede2000(
     cc = c1p * c2p
     dl = l2 - l1
     dc = c2p - c1p
+    # Hue differences of exactly 180 degrees (Sharma's pairs 13-16) sit on the formula's branch
+    # points; arctan2's last bit differs between CPUs (numpy's SIMD paths), so compare with a
+    # tolerance and take the branch exact arithmetic takes.
+    eps = 1e-9
     dh = h2p - h1p
-    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(dh > 180 + eps, dh - 360, np.where(dh < -180 - eps, dh + 360, dh))
     dh = np.where(cc == 0, 0.0, dh)
     dhh = 2 * np.sqrt(cc) * np.sin(np.radians(dh) / 2)
     lbar = (l1 + l2) / 2
     cbarp = (c1p + c2p) / 2
     hsum = h1p + h2p
     hbar = np.where(
-        np.abs(h1p - h2p) <= 180, hsum / 2, np.where(hsum < 360, (hsum + 360) / 2, (hsum - 360) / 2)
+        np.abs(h1p - h2p) <= 180 + eps, hsum / 2, np.where(hsum < 360, (hsum + 360) / 2, (hsum - 360) / 2)
     )
     hbar = np.where(cc == 0, hsum, hbar)
     t = (
