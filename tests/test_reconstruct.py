@@ -229,6 +229,20 @@ def test_delighting_removes_most_of_a_left_right_light_gradient():
     assert albedo_change < 0.5 * photo_change
 
 
+@needs_photos
+def test_shading_fit_ignores_a_beard_and_does_not_blow_out_the_skin():
+    """A dark beard and glossy skin under studio flash (G000553): the shading fit leaves the
+    beard out and the de-lighting is bounded, so few skin texels come out far brighter than the
+    skin tone (8.1 % were over 1.4x before, glowing eyelids and temples)."""
+    from vrhub.evaluation.robustness import face_uv_mask
+
+    _, head = _build(FACES / "congress_G000553.jpg")
+    albedo = head.albedo.astype(np.float64)
+    lum = albedo[face_uv_mask(head, albedo.shape[0])] @ [0.299, 0.587, 0.114]
+    tone = float(np.dot(head.skin_tone, [0.299, 0.587, 0.114]))
+    assert (lum > 1.4 * tone).mean() < 0.06
+
+
 def test_crossed_lips_are_moved_apart_symmetrically():
     from vrhub.geometry.canonical_face import load_canonical_face
     from vrhub.stages.landmark_head import LOWER_LIP, MIN_LIP_GAP, UPPER_LIP, keep_lips_apart

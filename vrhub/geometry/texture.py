@@ -212,6 +212,15 @@ def _sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return out.reshape(rows * cols, -1)[:k]
 
 
+#: shading divided out, relative to the face's median shading. Bounds the de-lighting: the fit's
+#: normals come from landmarks and skin is not Lambertian at grazing angles, so a wider range
+#: (0.45-2.2 before) blew under-brow and temple texels out to white on flash-lit photos.
+SHADE_RANGE = (0.6, 1.6)
+#: skin texels darker than this fraction of the median are left out of the shading fit (a beard or
+#: stubble inside the skin mask otherwise reads as "lit from above" and over-brightens the rest)
+SH_FIT_MIN_LUMINANCE = 0.75
+
+
 def _sh9(n: np.ndarray) -> np.ndarray:
     """Real spherical harmonics up to order 2 (unnormalised constants): (k, 3) -> (k, 9)."""
     x, y, z = n[:, 0], n[:, 1], n[:, 2]
@@ -365,13 +374,15 @@ def bake_head_texture(
         basis = _sh9(n_fit)
         target = own[sub].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         # robust: two rounds, dropping the worst 15 % (dark pores, specular highlights)
-        keep = np.ones(len(target), bool)
+        keep = target >= SH_FIT_MIN_LUMINANCE * np.median(target)
+        if keep.sum() < 50:
+            keep[:] = True
         for _ in range(2):
             coeffs, *_ = np.linalg.lstsq(basis[keep], target[keep], rcond=None)
             err = np.abs(basis @ coeffs - target)
             keep = err <= np.quantile(err, 0.85)
         ref = float(np.median(basis @ coeffs))
-        shade_v = np.clip(_sh9(cam_n) @ coeffs / max(ref, 1e-6), 0.45, 2.2)
+        shade_v = np.clip(_sh9(cam_n) @ coeffs / max(ref, 1e-6), *SHADE_RANGE)
     shade_own = (raster.interp @ shade_v.astype(np.float32))[:, None]
     shade_mir = (raster.interp @ shade_v[face.mirror].astype(np.float32))[:, None]
     # symmetric fill by visibility
