@@ -232,12 +232,6 @@ def candidates():
         "logreg_c0.01": lambda: make_pipeline(
             StandardScaler(), LogisticRegression(C=0.01, class_weight="balanced", max_iter=3000)
         ),
-        "logreg_c0.003": lambda: make_pipeline(
-            StandardScaler(), LogisticRegression(C=0.003, class_weight="balanced", max_iter=3000)
-        ),
-        "logreg_c0.001": lambda: make_pipeline(
-            StandardScaler(), LogisticRegression(C=0.001, class_weight="balanced", max_iter=3000)
-        ),
         "svc_rbf": lambda: make_pipeline(
             StandardScaler(),
             SVC(C=1.0, gamma="scale", class_weight="balanced", probability=True, random_state=SEED),
