@@ -230,3 +230,49 @@ async def test_webcam_tracking_animates_my_avatar_and_reaches_the_room(
         await watcher.screenshot(path=artifact("web_camera_watcher.png"))
         await speaker.click("#camera")  # stop
         assert problems == [] and watcher_problems == []
+
+
+@needs_photos
+async def test_a_peers_latest_frame_is_applied_when_its_avatar_finishes_loading(hub_url: str) -> None:
+    """A frame that arrives while a peer's GLB is still loading (the placeholder shows it) is applied
+    to the GLB once it is in: a peer that sends no further frame keeps its expression and head turn."""
+    import asyncio
+
+    import aiohttp
+
+    from vrhub.pipeline.types import ARKIT_BLENDSHAPES
+
+    async with aiohttp.ClientSession() as s:
+        form = aiohttp.FormData()
+        form.add_field("photo", ASTRONAUT.read_bytes(), filename=ASTRONAUT.name, content_type="image/png")
+        async with s.post(f"{hub_url}/api/avatars", data=form) as r:
+            avatar = await r.json()
+        for _ in range(240):
+            async with s.get(f"{hub_url}/api/avatars/{avatar['id']}") as r:
+                if (await r.json())["status"] == "ready":
+                    break
+            await asyncio.sleep(0.5)
+    weights = [0.0] * len(ARKIT_BLENDSHAPES)
+    weights[ARKIT_BLENDSHAPES.index("jawOpen")] = 1.0
+    async with chromium() as browser:
+        page, problems = await open_page(browser, hub_url)
+        result = await page.evaluate(
+            """async ([url, names, weights]) => {
+                const v = window.vrhub.viewer;
+                v.ensureSlot("late", "Late");
+                v.setWeights("late", names, weights);
+                v.setHeadRotation("late", [0, 0.2588, 0, 0.9659]);  // 30 degrees about +y
+                await v.loadAvatar("late", url, "Late");
+                const slot = v.slots.get("late");
+                const mesh = slot.meshes[0];
+                const q = slot.head.quaternion.clone().multiply(slot.rest.clone().invert());
+                return {jaw: mesh.morphTargetInfluences[mesh.morphTargetDictionary["jawOpen"]],
+                        turned: 2 * Math.acos(Math.min(1, Math.abs(q.w))) * 180 / Math.PI,
+                        placeholder: slot.placeholder};
+            }""",
+            [f"{hub_url}{avatar['urls']['glb']}", list(ARKIT_BLENDSHAPES), weights],
+        )
+        assert result["placeholder"] is False
+        assert result["jaw"] == 1.0, result
+        assert abs(result["turned"] - 30) < 1, result
+        assert problems == []

@@ -118,7 +118,12 @@ export class Viewer {
     label.visible = Boolean(name);
     group.add(label);
     this.scene.add(group);
-    slot = { group, content, meshes: [], head: content, rest: new THREE.Quaternion(), label, placeholder: true, name };
+    // lastNames/lastWeights/lastRotation: the newest frame, re-applied when the GLB replaces the
+    // placeholder (a peer that sends no further frame would otherwise show a neutral face)
+    slot = {
+      group, content, meshes: [], head: content, rest: new THREE.Quaternion(), label, placeholder: true, name,
+      lastNames: null, lastWeights: null, lastRotation: null,
+    };
     this.slots.set(id, slot);
     this.layout();
     return slot;
@@ -168,6 +173,8 @@ export class Viewer {
     slot.rest = slot.head.quaternion.clone();
     slot.placeholder = false;
     slot.label.position.set(0, box.max.y - centre.y + 0.03, 0);
+    if (slot.lastWeights) this.setWeights(id, slot.lastNames, slot.lastWeights);
+    if (slot.lastRotation) this.setHeadRotation(id, slot.lastRotation);
     this.layout();
     const names = meshes.length ? Object.keys(meshes[0].morphTargetDictionary) : [];
     names.sort((a, b) => meshes[0].morphTargetDictionary[a] - meshes[0].morphTargetDictionary[b]);
@@ -203,6 +210,8 @@ export class Viewer {
   setWeights(id, names, weights) {
     const slot = this.slots.get(id);
     if (!slot) return;
+    slot.lastNames = names;
+    slot.lastWeights = Array.from(weights);
     if (slot.placeholder) {
       const k = names.indexOf("jawOpen");
       if (k >= 0) slot.content.userData.mouth.scale.y = 0.15 + 1.2 * weights[k];
@@ -222,6 +231,7 @@ export class Viewer {
   setHeadRotation(id, q) {
     const slot = this.slots.get(id);
     if (!slot) return;
+    slot.lastRotation = Array.from(q);
     const rot = new THREE.Quaternion(q[0], q[1], q[2], q[3]).normalize();
     slot.head.quaternion.copy(slot.rest).multiply(rot);
   }
