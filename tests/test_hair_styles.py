@@ -124,6 +124,25 @@ def test_parting_and_fringe_change_the_mesh(head):
     assert (fringe.vertices[in_front, 1] < forehead[1] - 0.01).any()
 
 
+def test_a_partial_fringe_is_swept_to_the_side(head):
+    """A partial fringe is a side-swept lock, not a rectangle: its tips lie further toward the far
+    temple than its roots (they hung straight down before: median sideways shift 0.8 mm), and it
+    stays out of the skin."""
+    from vrhub.hair.styles import STYLES, _fringe, hairline_for
+
+    surface = ScalpSurface.from_head(head)
+    for parting, sign in (("right", 1.0), ("left", -1.0)):
+        attrs = HairAttributes(fringe="partial", parting=parting)
+        mesh = _fringe(surface, hairline_for(attrs, surface, head), STYLES["short_straight"], "partial",
+                       attrs, 1200, 0, head)  # fmt: skip
+        strands = mesh.vertices.reshape(-1, 7, 2, 3).mean(axis=2)  # (n, steps + 1, xyz) centre lines
+        sweep = sign * (strands[:, -1, 0] - strands[:, 0, 0])
+        assert np.median(sweep) > 0.008, (parting, np.median(sweep))
+        rel = strands.reshape(-1, 3) - surface.centre
+        dist = np.linalg.norm(rel, axis=1)
+        assert (dist >= surface.radius(rel / dist[:, None]) - 1e-4).mean() > 0.99  # outside the scalp
+
+
 @pytest.mark.parametrize(
     ("attrs", "style"),
     [

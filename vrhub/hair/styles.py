@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vrhub.hair.cards import (
+    SCALP_OFFSET,
     CardMesh,
     FaceZone,
     Hairline,
@@ -26,6 +27,8 @@ from vrhub.hair.cards import (
 from vrhub.pipeline.types import HairAttributes, HairModel, HeadModel
 
 MAX_TRIANGLES = 8000
+#: metres a side-swept (partial) fringe's tips move toward the far temple
+FRINGE_SWEEP = 0.016
 
 
 @dataclass(frozen=True)
@@ -252,19 +255,33 @@ def _fringe(
     n = max(12, budget // (2 * steps))
     roots, dirs = surface.sample_roots(n * 8, replace(hairline, crown_gap=0.0), seed=seed + 99)
     front = (dirs[:, 2] > 0.6) & (dirs[:, 1] < hairline.front_y + 0.3)
+    rng = np.random.default_rng(seed + 98)
     if kind == "partial":
         sign = -1.0 if attributes.parting == "left" else 1.0
-        front &= sign * dirs[:, 0] > -0.05
-    roots = roots[front][:n]
+        # a soft inner edge: the lock starts at a slightly different place for every strand
+        front &= sign * dirs[:, 0] > -0.05 + rng.normal(0.0, 0.04, len(dirs))
+    roots, dirs = roots[front][:n], dirs[front][:n]
     if len(roots) == 0:
         return CardMesh.empty()
-    length = 0.075 if spec.length > 0.05 else 0.05
+    base = 0.075 if spec.length > 0.05 else 0.05
+    # uneven tips instead of a ruler-straight edge; a side-swept lock is shorter near its parting
+    length = base * rng.uniform(0.8, 1.12, len(roots))
+    if kind == "partial":
+        length *= np.clip(0.6 + 0.4 * (sign * dirs[:, 0] + 0.05) / 0.4, 0.6, 1.0)
     fwd = np.ones(len(roots), bool)
+    face = FaceZone.from_head(head, stop_at_top=True) if len(head.vertices) >= 468 else None
     paths = grow_strands(
         surface, roots, length, steps=steps, gravity=0.6, forward=fwd, volume=0.006,
         curl_amplitude=spec.curl_amplitude * 0.5, curl_turns=spec.curl_turns * 0.5, seed=seed + 5,
-        face=FaceZone.from_head(head, stop_at_top=True) if len(head.vertices) >= 468 else None,
+        face=face,
     )  # fmt: skip
+    if kind == "partial":
+        # swept toward the far temple: the tips shift sideways, more the further along the strand
+        t = np.linspace(0.0, 1.0, steps + 1) ** 1.3
+        paths[:, :, 0] += sign * FRINGE_SWEEP * t[None, :]
+        paths = surface.push_out(paths, SCALP_OFFSET)
+        if face is not None:
+            paths = face.keep_out(paths)
     return ribbons(paths, 0.016, surface, column=1, taper=0.4)
 
 
