@@ -117,15 +117,21 @@ def test_rig_accepts_a_bald_head_and_a_minimal_head():
 
 
 @needs_photos
-def test_jaw_weights_have_no_crack_across_mesh_edges(avatar):
-    """Neighbouring vertices never differ by a near-full jaw weight (that tears the mesh open).
-
-    Measured on a real pipeline head only: the stand-in head of a clone without ../shared (canonical
-    face, sphere teeth, a coarse neck tube) is not the head template's topology."""
+@pytest.mark.parametrize(
+    "name", ["skimage_astronaut_eileen_collins.png", "congress_L000397.jpg", "congress_C001080.jpg"]
+)
+def test_jaw_weights_have_no_crack_across_mesh_edges(name):
+    """Neighbouring vertices never differ by much jaw weight (a jump stretches the cheek into a kink
+    when an engine turns the jaw joint). Before the landmarks were smoothed over the face mesh's
+    own edges, every shared photo had jumps of 0.78-0.87 (edges 58-177 / 288-401 at the jaw angle)
+    and 18-32 edges over 0.5. Measured on real pipeline heads only: the stand-in head of a clone
+    without ../shared is not the head template's topology."""
+    head, hair = pipeline_head(name)
+    avatar = procedural_rig(head, hair)
     rig = avatar.attributes["rig"]
     t = avatar.head.triangles.astype(np.int64)
     edges = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
     jaw = JOINT_INDEX["jaw"]
     w = (avatar.skin_weights * (avatar.skin_joints == jaw)).sum(1)
     jump = np.abs(w[edges[:, 0]] - w[edges[:, 1]])
-    assert jump.max() < 0.85 and np.percentile(jump, 99) < 0.3, (jump.max(), rig["jaw_pivot"])
+    assert jump.max() < 0.5 and np.percentile(jump, 99) < 0.2, (jump.max(), rig["jaw_pivot"])

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from vrhub.geometry.canonical_face import load_canonical_face
 from vrhub.pipeline.types import ARKIT_BLENDSHAPES, VISEMES
 
 # --------------------------------------------------------------------------------------------
@@ -251,6 +252,10 @@ def _build_adjacency(triangles: np.ndarray, n: int) -> Any:
     return adj
 
 
+#: Jacobi iterations of the jaw weight over the landmarks' own face-mesh edges (0 = off)
+JAW_LANDMARK_SMOOTHING = 8
+
+
 def mesh_adjacency(triangles: np.ndarray, n: int) -> tuple[Any, np.ndarray]:
     """(adjacency, degree) of a mesh: (n, n) scipy CSR with 1 on every edge, (n,) float64 edge
     count (at least 1); cached per topology for the life of the process."""
@@ -441,6 +446,18 @@ class _Builder:
         dxz = (self.v[:, None, 0] - jl[None, :, 0]) ** 2 + (self.v[:, None, 2] - jl[None, :, 2]) ** 2
         depth = jl[np.argmin(dxz, axis=1), 1] - self.v[:, 1]
         w *= _smoothstep(3.0 * self.cm, 0.6 * self.cm, depth)
+        if JAW_LANDMARK_SMOOTHING > 0 and self.n >= 468:
+            # The ramus and neck cut-offs are sharp in space and the face mesh's edges near the jaw
+            # angle are long (58-177, 288-401): a single edge jumped by ~0.8 of the jaw weight. Smooth
+            # the landmarks over the face mesh's own (canonical) edges, lips held, so a landmark's
+            # weight still depends on the landmarks only.
+            adj, deg = mesh_adjacency(load_canonical_face().triangles, 468)
+            held = np.zeros(468, bool)
+            held[lip_ids] = True
+            lm_w = w[:468].copy()
+            for _ in range(JAW_LANDMARK_SMOOTHING):
+                lm_w = np.where(held, lm_w, 0.5 * lm_w + 0.5 * (adj @ lm_w) / deg)
+            w[:468] = lm_w
         fixed = np.zeros(self.n, bool)
         fixed[:468] = True
         for name in ("eyeball_L", "eyeball_R", "teeth_upper", "scalp", "ear_L", "ear_R"):

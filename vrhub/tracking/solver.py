@@ -200,7 +200,10 @@ def solver_matrices_to_dict(m: SolverMatrices) -> dict:
     """JSON-able form read by ``vrhub/web/solver.js`` (row-major nested lists, float32 precision)."""
 
     def rounded(a: np.ndarray) -> list:
-        return np.asarray(a, np.float64).round(9).tolist()
+        # 9 significant digits (not 9 decimals: small projector entries kept only ~4 digits)
+        a = np.asarray(a, np.float64)
+        scale = 10.0 ** np.floor(np.log10(np.where(a == 0, 1.0, np.abs(a))))
+        return ((a / scale).round(8) * scale).tolist()
 
     return {
         "format": "vrhub-solver/1",
