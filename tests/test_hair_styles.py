@@ -149,7 +149,10 @@ def test_a_partial_fringe_is_swept_to_the_side(head):
         (dict(length="bald", baldness="full"), "bald"),
         (dict(length="buzz"), "buzz"),
         (dict(length="short", spikiness="spiky"), "spiky_short"),
-        (dict(length="short", texture="coily"), "short_curly"),
+        (dict(length="short", texture="coily"), "short_coily"),
+        (dict(length="short", texture="curly"), "short_curly"),
+        (dict(length="medium", texture="coily"), "medium_coily"),
+        (dict(length="medium", texture="curly"), "medium_curly"),
         (dict(length="medium", texture="wavy"), "medium_wavy"),
         (dict(length="long", texture="curly"), "long_curly"),
         (dict(length="long", texture="straight"), "long_straight"),
@@ -158,6 +161,19 @@ def test_a_partial_fringe_is_swept_to_the_side(head):
 )
 def test_choose_style_follows_the_attributes(attrs, style):
     assert choose_style(HairAttributes(**attrs)) == style
+
+
+def test_coily_hair_stands_out_round_the_head_instead_of_falling(head):
+    """Coily styles hold their volume out from the scalp: their lowest strand ends higher than the
+    curly style's of the same length class, and the hair stands further out above the ears."""
+    surface = ScalpSurface.from_head(head)
+    for coily, curly in (("short_coily", "short_curly"), ("medium_coily", "medium_curly")):
+        a = build_style(coily, HairAttributes(texture="coily"), head).vertices
+        b = build_style(curly, HairAttributes(texture="curly"), head).vertices
+        assert a[:, 1].min() > b[:, 1].min() + 0.01, (coily, a[:, 1].min(), b[:, 1].min())
+        top = surface.centre[1]
+        out_a = np.linalg.norm(a[a[:, 1] > top] - surface.centre, axis=1)
+        assert np.percentile(out_a, 90) > 1.05 * float(np.max(surface.radii[:2])), coily
 
 
 @pytest.mark.slow

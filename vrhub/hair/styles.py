@@ -1,7 +1,7 @@
 """The procedural hairstyle library: named styles of hair cards, chosen and varied by HairAttributes.
 
-Styles (``STYLES``): bald, buzz, spiky_short, short_straight, short_curly, medium_straight, medium_wavy,
-medium_curly, long_straight, long_wavy, long_curly, bun, ponytail. Every style takes the fringe
+Styles (``STYLES``): bald, buzz, spiky_short, short_straight, short_curly, short_coily, medium_straight,
+medium_wavy, medium_curly, medium_coily (an afro), long_straight, long_wavy, long_curly, bun, ponytail. Every style takes the fringe
 (none / partial / full), the parting (none / left / centre / right, the subject's own side; left = +X),
 the baldness pattern (receding hairline, bare crown) and the photo's hair colour from the attributes.
 Each is built on the head's own scalp (``ScalpSurface``) and kept under ``MAX_TRIANGLES``.
@@ -70,6 +70,29 @@ STYLES: dict[str, StyleSpec] = {
         volume=0.016,
         hug=0.5,
     ),
+    # coily (type 4) hair grows outward in tight coils: a rounded, even silhouette, not a falling mop
+    "short_coily": StyleSpec(
+        length=0.045,
+        steps=6,
+        width=0.012,
+        lift=0.45,
+        gravity=0.05,
+        curl_amplitude=0.004,
+        curl_turns=4.0,
+        volume=0.02,
+        hug=0.2,
+    ),
+    "medium_coily": StyleSpec(  # an afro: short coils held out in a dense rounded volume
+        length=0.06,
+        steps=8,
+        width=0.016,
+        lift=0.25,
+        gravity=0.1,
+        curl_amplitude=0.012,
+        curl_turns=3.5,
+        volume=0.05,
+        hug=0.1,
+    ),
     "medium_straight": StyleSpec(length=0.2, steps=9, width=0.018, gravity=1.0, volume=0.012),
     "medium_wavy": StyleSpec(
         length=0.19, steps=10, width=0.018, gravity=1.0, curl_amplitude=0.012, curl_turns=1.5, volume=0.016
@@ -120,8 +143,12 @@ def choose_style(attributes: HairAttributes) -> str:
     if length == "short":
         if attributes.spikiness == "spiky":
             return "spiky_short"
+        if texture == "coily":
+            return "short_coily"
         return "short_curly" if curly else "short_straight"
     if length == "medium":
+        if texture == "coily":
+            return "medium_coily"
         return "medium_curly" if curly else ("medium_wavy" if texture == "wavy" else "medium_straight")
     if length == "long":
         return "long_curly" if curly else ("long_wavy" if texture == "wavy" else "long_straight")
