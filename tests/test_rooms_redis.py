@@ -137,6 +137,14 @@ async def _relays(sender, receiver, timeout: float = 3.0) -> bool:
     return False
 
 
+async def _a_and_b(h1: HubProcess, h2: HubProcess, room: str, **a_kwargs):
+    """A joins ``room`` on h1 and B on h2; returns once A has seen B join (across the hubs)."""
+    a = await join(h1.url, room, "A", **a_kwargs)
+    b = await join(h2.url, room, "B")
+    await a.next_event("joined")
+    return a, b
+
+
 async def test_two_hubs_share_a_room(two_hubs):
     h1, h2 = two_hubs
     a = await join(h1.url, "shared", "A")
@@ -174,9 +182,7 @@ async def test_two_hubs_share_a_room(two_hubs):
 
 async def test_killed_hub_participants_vanish_within_ttl(two_hubs):
     h1, h2 = two_hubs
-    a = await join(h1.url, "crash", "A")
-    b = await join(h2.url, "crash", "B")
-    await a.next_event("joined")
+    a, b = await _a_and_b(h1, h2, "crash")
     assert await _relays(b, a)
     t0 = time.monotonic()
     h2.proc.send_signal(signal.SIGKILL)
@@ -195,9 +201,7 @@ async def test_redis_connection_killed_hubs_reconnect_and_room_recovers(two_hubs
     import redis.asyncio as aioredis
 
     h1, h2 = two_hubs
-    a = await join(h1.url, "recover", "A")
-    b = await join(h2.url, "recover", "B")
-    await a.next_event("joined")
+    a, b = await _a_and_b(h1, h2, "recover")
     assert await _relays(a, b)
     hub_ids = {await h1.hub_id("recover", "A"), await h2.hub_id("recover", "B")}
     assert len(hub_ids) == 2
@@ -261,9 +265,7 @@ async def test_resume_on_another_hub_closes_a_socket_still_open_on_the_old_one(t
     from websockets.exceptions import ConnectionClosed
 
     h1, h2 = two_hubs
-    a = await join(h1.url, "steal", "A")
-    b = await join(h2.url, "steal", "B")
-    await a.next_event("joined")
+    a, b = await _a_and_b(h1, h2, "steal")
     # a second connection with A's resume token through h2 while A's first socket is still open
     a2 = await _connect(_on(a.url, h2), {"type": "hello", "name": "A", "resume": a.resume_token}, True)
     assert a2.participant == a.participant and a2.welcome["resumed"] is True
@@ -278,9 +280,7 @@ async def test_resume_on_another_hub_closes_a_socket_still_open_on_the_old_one(t
 
 async def test_resume_after_the_hub_died_keeps_the_id_on_a_live_hub(two_hubs):
     h1, h2 = two_hubs
-    a = await join(h1.url, "phoenix", "A", avatar_id="av-a")
-    b = await join(h2.url, "phoenix", "B")
-    await a.next_event("joined")
+    a, b = await _a_and_b(h1, h2, "phoenix", avatar_id="av-a")
     h1.proc.send_signal(signal.SIGKILL)
     left = await b.next_event("left", timeout=6)
     assert left == {"type": "left", "participant": a.participant, "reason": "hub_lost"}
@@ -356,9 +356,7 @@ async def test_redis_server_restart_hubs_recover_without_restarting(tmp_path):
     try:
         await asyncio.gather(*(h.ready() for h in hubs))
         h1, h2 = hubs
-        a = await join(h1.url, "restart", "A")
-        b = await join(h2.url, "restart", "B")
-        await a.next_event("joined")
+        a, b = await _a_and_b(h1, h2, "restart")
         assert await _relays(a, b)
         server.kill()
         await asyncio.sleep(1.0)  # hubs notice; local relay keeps going meanwhile
