@@ -226,9 +226,9 @@ class RoomClient:
         with contextlib.suppress(Exception):
             self.ws.transport.abort()
         url = self.url
-        if hub_url is not None:
-            base = urlsplit(room_ws_url(hub_url, "x"))
-            url = urlunsplit(urlsplit(url)._replace(scheme=base.scheme, netloc=base.netloc))
+        if hub_url is not None:  # the same room on that hub, with the same ?token=
+            other = urlsplit(room_ws_url(hub_url, str(self.welcome["room"])))
+            url = urlunsplit(other._replace(query=urlsplit(self.url).query))
         return await _connect(
             url,
             {"type": "hello", "name": self.welcome.get("name", ""), "resume": self.resume_token},

@@ -1,9 +1,10 @@
 """The procedural hairstyle library: named styles of hair cards, chosen and varied by HairAttributes.
 
 Styles (``STYLES``): bald, buzz, spiky_short, short_straight, short_curly, short_coily, medium_straight,
-medium_wavy, medium_curly, medium_coily (an afro), long_straight, long_wavy, long_curly, bun, ponytail. Every style takes the fringe
-(none / partial / full), the parting (none / left / centre / right, the subject's own side; left = +X),
-the baldness pattern (receding hairline, bare crown) and the photo's hair colour from the attributes.
+medium_wavy, medium_curly, medium_coily (an afro), long_straight, long_wavy, long_curly, bun, ponytail.
+Every style takes the fringe (none / partial / full), the parting (none / left / centre / right, the
+subject's own side; left = +X), the baldness pattern (receding hairline, bare crown) and the photo's
+hair colour from the attributes.
 Each is built on the head's own scalp (``ScalpSurface``) and kept under ``MAX_TRIANGLES``.
 """
 
@@ -291,7 +292,8 @@ def _fringe(
     if len(roots) == 0:
         return CardMesh.empty()
     base = 0.075 if spec.length > 0.05 else 0.05
-    # uneven tips instead of a ruler-straight edge; a side-swept lock is shorter near its parting
+    # uneven lengths (where the brow stop does not cut them); a side-swept lock is shorter near its
+    # parting
     length = base * rng.uniform(0.8, 1.12, len(roots))
     if kind == "partial":
         length *= np.clip(0.6 + 0.4 * (sign * dirs[:, 0] + 0.05) / 0.4, 0.6, 1.0)

@@ -66,7 +66,8 @@ class RoomHub:
         self.bus = bus
         self._sweeper: asyncio.Task[None] | None = None
         self._next_local_pid: dict[str, int] = {}
-        #: (room, participant) -> monotonic deadline: ids of participants lost with their hub
+        #: (room, participant id) -> (monotonic deadline, the participant): members whose hub died,
+        #: claimable by their resume token until the deadline
         self._lost: dict[tuple[str, int], tuple[float, Participant]] = {}
         self.closing = False
 
@@ -209,12 +210,7 @@ class RoomHub:
         """Another hub took over local participant ``p`` (its client resumed there): forget the
         socket here without a ``left`` and close it if it is still open."""
         old_ws = p.ws
-        room.clients.pop(p.pid, None)
-        room.local_pending.pop(p.pid, None)
-        p.transport = None
-        p.ws = None
-        p.held_until = None
-        p.hub = new_hub
+        room.hand_over(p, new_hub)
         if old_ws is not None:
             asyncio.ensure_future(old_ws.close(code=4000, message=b"resumed on another hub"))
         if room.empty:

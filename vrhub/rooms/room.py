@@ -226,6 +226,16 @@ class Room:
         p.ws = None
         p.held_until = time.monotonic() + self.config.resume_window
 
+    def hand_over(self, p: Participant, hub: str) -> None:
+        """``p`` now lives on ``hub`` (its client resumed there): a remote member from here on, not
+        held for resume and with nothing left to publish from this hub."""
+        self.clients.pop(p.pid, None)
+        self.local_pending.pop(p.pid, None)
+        p.transport = None
+        p.ws = None
+        p.held_until = None
+        p.hub = hub
+
     def remove(self, pid: int, reason: str = "left", announce: bool = True) -> Participant | None:
         p = self.participants.pop(pid, None)
         self.clients.pop(pid, None)
