@@ -351,7 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="5 s points, sizes 300,900,1500")
     ap.add_argument("--servers", default="naive,vrhub,vrhub2,node")
     ap.add_argument("--sizes", default=None, help="comma-separated N (default 300,600,...,2400)")
-    ap.add_argument("--naive-sizes", default="10,20,30,60,120", help="N for the naive baseline")
+    ap.add_argument(
+        "--naive-sizes",
+        default="10,20,30,60,120,180,240",
+        help="N for the naive baseline (stops past its limit)",
+    )
     ap.add_argument("--duration", type=float, default=None, help="measured seconds per point (default 10)")
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--generators", type=int, default=2)
