@@ -57,6 +57,22 @@ def test_hair_is_coloured_from_the_attributes(head):
     assert dark.texture[dark.texture[..., 3] > 128][:, :3].mean() < 40
 
 
+@pytest.mark.parametrize("stubble", [False, True])
+def test_strand_texture_averages_to_the_hair_colour(stubble):
+    """colour_rgb is the colour the photo's hair shows: every atlas column's alpha-weighted mean is
+    that colour (the strand pattern varies round it; it used to darken the cap to 0.75 of it)."""
+    from vrhub.hair.cards import ATLAS_COLUMNS, strand_texture
+
+    colour = np.array([120.0, 80.0, 50.0])
+    tex = strand_texture((120, 80, 50), stubble=stubble).astype(np.float64)
+    cw = tex.shape[1] // ATLAS_COLUMNS
+    for c in range(ATLAS_COLUMNS):
+        col = tex[:, c * cw : (c + 1) * cw]
+        w = col[..., 3:4] / 255.0
+        mean = (col[..., :3] * w).sum(axis=(0, 1)) / w.sum()
+        assert np.abs(mean - colour).max() < 3.0, (c, mean)
+
+
 def test_no_skin_pokes_through_the_cap(head):
     """Every scalp vertex inside the hairline is covered: along its direction from the head centre
     some hair vertex lies farther out than the skin."""

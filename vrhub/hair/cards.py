@@ -443,7 +443,8 @@ def strand_texture(
 
     Column 0: dense cap (alpha 1, fine strands; with ``stubble`` sparse dots over skin-coloured alpha 0.8);
     columns 1..3: cards with 20 / 12 / 7 strands, alpha fading at the card edges and the tip (v = 1).
-    Colour: the hair colour modulated by per-strand brightness and a root-to-tip gradient.
+    Colour: the hair colour modulated by per-strand brightness and a root-to-tip gradient, each
+    column's alpha-weighted mean equal to ``colour_rgb``.
     """
     rng = np.random.default_rng(seed)
     h = w = size
@@ -477,7 +478,15 @@ def strand_texture(
         alpha[:, c * cw : (c + 1) * cw] = a * edge * tip
         lum[:, c * cw : (c + 1) * cw] = np.where(a > 0.01, l_, 1.0)
     gradient = 0.85 + 0.3 * v  # slightly lighter toward the tips
-    rgb = np.clip(np.asarray(colour_rgb, np.float32)[None, None, :] * (lum * gradient)[..., None], 0, 255)
+    shade = lum * gradient
+    # ``colour_rgb`` is the hair's mean colour (what the photo shows): each column's strand pattern
+    # varies round it instead of darkening it (unnormalised, the cap averaged 0.75 of the colour and
+    # rendered hair came out ~7 L* darker than the photo's)
+    for c in range(ATLAS_COLUMNS):
+        cols = slice(c * cw, (c + 1) * cw)
+        weight = alpha[:, cols]
+        shade[:, cols] /= float((shade[:, cols] * weight).sum() / max(float(weight.sum()), 1e-6))
+    rgb = np.clip(np.asarray(colour_rgb, np.float32)[None, None, :] * shade[..., None], 0, 255)
     return np.dstack([rgb, alpha[..., None] * 255]).astype(np.uint8)
 
 
