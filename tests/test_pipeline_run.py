@@ -46,3 +46,32 @@ def test_hair_analysis_is_recorded_in_the_glb(result) -> None:
     hair = extras["attributes"]["hair"]
     assert hair["source"] == out.attributes.source
     json.dumps(hair)  # JSON-safe
+
+
+def test_a_sideways_photo_is_turned_upright_and_said_so() -> None:
+    """A photo with no EXIF orientation that shows the face on its side: the stages after detect get
+    the photo turned upright (segmentation and hair read "up" as the image's up), and the warnings
+    and the result's photo say so."""
+    import numpy as np
+
+    from vrhub.pipeline.run import upright_turns
+
+    photo = _sideways_photo()
+    out = run_pipeline(photo, default_registry().select())
+    assert out.photo is not None and out.photo.pixels.shape == photo.pixels.shape[1::-1] + (3,)
+    assert upright_turns(out.face) == 0 and abs(out.face.yaw_pitch_roll[2]) < 30
+    assert any("turned 90 degrees clockwise" in w for w in out.warnings)
+    lm = out.face.landmarks
+    assert lm[152, 1] > lm[10, 1]  # chin below the forehead in the photo the stages saw
+    assert np.asarray(out.avatar.head.vertices).shape[0] > 0
+
+
+def _sideways_photo():
+    import numpy as np
+
+    from vrhub.pipeline.types import Photo
+
+    if not PHOTO.exists():
+        pytest.skip("shared data not present")
+    upright = decode_photo(PHOTO.read_bytes(), name=PHOTO.name)
+    return Photo(np.ascontiguousarray(np.rot90(upright.pixels)), name="sideways")  # anticlockwise

@@ -102,7 +102,7 @@ def evaluate(
             continue
         like = measure_likeness(result.avatar, result.face)
         views = [render_view(result.avatar, TILE, yaw).image for yaw in (0.0, 35.0, 90.0)]
-        done.append(PhotoEvaluation(photo.name, photo, result, like, views, decode_s))
+        done.append(PhotoEvaluation(photo.name, result.photo or photo, result, like, views, decode_s))
         log(f"{photo.name}: NME {like.nme * 100:.2f} % (neutral {like.nme_neutral * 100:.2f} %)")
     ident = identification(
         [e.likeness.render_landmarks for e in done], [e.result.face.landmarks for e in done]

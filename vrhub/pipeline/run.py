@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from vrhub.pipeline.plugins import StageImpl
 from vrhub.pipeline.types import (
     SLOT_OUTPUT,
@@ -67,6 +69,9 @@ class PipelineResult:
     attributes: HairAttributes
     warnings: list[str] = field(default_factory=list)
     stages: dict[str, str] = field(default_factory=dict)  # slot -> implementation name
+    #: the photo the stages saw: the input, or the input turned upright (see :func:`upright_turns`);
+    #: ``face`` is in its pixels
+    photo: Photo | None = None
 
 
 def _json_safe(value: Any) -> Any:
@@ -124,6 +129,13 @@ def call_stage(impl: StageImpl, *args: Any, time_limit: float | None = None) -> 
     return out
 
 
+def upright_turns(face: FaceObservation) -> int:
+    """Quarter turns (``np.rot90``'s k, anticlockwise) that make the face upright: 0 unless the head
+    is rolled more than 45 degrees in the image (a sideways or upside-down photo)."""
+    roll = float(face.yaw_pitch_roll[2])  # > 0: the face is turned anticlockwise in the image
+    return int(-round(roll / 90.0)) % 4
+
+
 def run_pipeline(
     photo: Photo,
     stages: Mapping[str, StageImpl],
@@ -147,6 +159,19 @@ def run_pipeline(
         return out
 
     face: FaceObservation = step("detect", photo)
+    turns = upright_turns(face)
+    if turns:
+        # a sideways or upside-down photo (no EXIF orientation): the later stages read "up" as the
+        # image's up (the jaw line, the hair above the face), so they get the photo turned upright
+        first = timings["detect"]
+        photo = Photo(np.ascontiguousarray(np.rot90(photo.pixels, k=turns)), photo.name)
+        face = call_stage(stages["detect"], photo, time_limit=time_limit)
+        timings["detect"] += first
+        turned = {1: "90 degrees anticlockwise", 2: "upside down", 3: "90 degrees clockwise"}[turns]
+        face = dataclasses.replace(
+            face,
+            warnings=(f"the photo was turned {turned} so that the face is upright",) + tuple(face.warnings),
+        )
     seg: Segmentation = step("segment", photo, face)
     head: HeadModel = step("reconstruct", photo, face, seg)
     attrs: HairAttributes = step("hair_attributes", photo, face, seg)
@@ -169,4 +194,5 @@ def run_pipeline(
         attributes=attrs,
         warnings=list(dict.fromkeys(warnings)),
         stages={slot: stages[slot].name for slot in SLOTS},
+        photo=photo,
     )
