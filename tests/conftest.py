@@ -87,6 +87,16 @@ async def client(make_client: Callable[..., Any]) -> Any:
     return await make_client()
 
 
+async def stored_avatar_ids(client: Any) -> list[str]:
+    """Ids of the avatars in the hub's database, newest first (straight from the DB: the listing
+    endpoint needs the admin key)."""
+    from vrhub.appkeys import db_key
+    from vrhub.db import avatars as queries
+
+    rows, _ = await queries.list_avatars(client.server.app[db_key], limit=100)
+    return [row.id for row in rows]
+
+
 async def wait_for_avatar(client: Any, avatar_id: str, timeout: float = 60.0) -> dict[str, Any]:
     """Poll GET /api/avatars/{id} until it is ready or failed."""
     deadline = time.monotonic() + timeout

@@ -1,14 +1,16 @@
 """The avatars API: create (202 + owner token + URLs), read, download with ETag/304 and re-export
-options, list with cursors, delete with the owner token, stage choice errors, room announcements."""
+options, list with cursors (admin key only), delete with the owner token, stage choice errors, room
+announcements."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 from typing import Any
 
 import pytest
-from conftest import upload, wait_for_avatar
+from conftest import stored_avatar_ids, upload, wait_for_avatar
 
 from vrhub.appkeys import blobs_key, db_key, rooms_key
 from vrhub.db import avatars as queries
@@ -83,7 +85,11 @@ async def test_glb_of_an_avatar_still_building_is_409(client: Any, tiny_photo_by
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "avatar_not_ready"
 
 
-async def test_list_pages_newest_first_with_a_cursor(client: Any, tiny_photo_bytes: bytes) -> None:
+ADMIN = {"Authorization": "Bearer adm1n"}
+
+
+async def test_list_pages_newest_first_with_a_cursor(make_client: Any, tiny_photo_bytes: bytes) -> None:
+    client = await make_client(admin_key="adm1n")
     ids = []
     for i in range(5):
         photo = tiny_photo_bytes + bytes([i])  # distinct uploads (PNG ignores trailing bytes)
@@ -92,12 +98,37 @@ async def test_list_pages_newest_first_with_a_cursor(client: Any, tiny_photo_byt
     url = "/api/avatars?limit=2"
     pages = 0
     while url:
-        body = await (await client.get(url)).json()
+        body = await (await client.get(url, headers=ADMIN)).json()
         seen += [item["id"] for item in body["items"]]
         url = body["next"]
         pages += 1
     assert pages == 3
     assert seen == list(reversed(ids))
+
+
+@pytest.mark.parametrize(
+    ("admin_key", "headers", "status", "code"),
+    [
+        ("", ADMIN, 403, "admin_disabled"),
+        ("adm1n", {}, 401, "unauthorized"),
+        ("adm1n", {"Authorization": "Basic adm1n"}, 401, "unauthorized"),
+        ("adm1n", {"Authorization": "Bearer wrong"}, 403, "forbidden"),
+    ],
+    ids=["no admin key on the hub", "no key sent", "not a bearer", "wrong key"],
+)
+async def test_listing_every_avatar_needs_the_admin_key(
+    make_client: Any, tiny_photo_bytes: bytes, admin_key: str, headers: dict, status: int, code: str
+) -> None:
+    """The listing shows every student's avatar: only the hub's operator may page through it. An
+    avatar's own URLs (its unguessable id) keep working for whoever was given them."""
+    client = await make_client(admin_key=admin_key)
+    created = await (await upload(client, tiny_photo_bytes)).json()
+    resp = await client.get("/api/avatars", headers=headers)
+    assert resp.status == status
+    body = await resp.json()
+    assert body["error"]["code"] == code and body["error"]["message"]
+    assert created["id"] not in json.dumps(body)
+    assert (await client.get(f"/api/avatars/{created['id']}")).status == 200
 
 
 async def test_delete_needs_the_owner_token_and_removes_the_blobs(
@@ -151,8 +182,7 @@ async def test_unknown_stage_choice_is_400_listing_the_valid_ones(
         assert body["error"]["code"] == "unknown_stage"
         assert words in body["error"]["message"]
         assert "fixture" in body["error"]["detail"]["valid"]["detect"]
-    listed = await (await client.get("/api/avatars")).json()
-    assert listed["items"] == []  # nothing was created
+    assert await stored_avatar_ids(client) == []  # nothing was created
 
 
 async def test_a_room_is_told_when_its_avatar_is_ready(client: Any, tiny_photo_bytes: bytes) -> None:

@@ -11,7 +11,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ASTRONAUT, FACES, builtin_stages_present, needs_photos, upload, wait_for_avatar
+from conftest import (
+    ASTRONAUT,
+    FACES,
+    builtin_stages_present,
+    needs_photos,
+    stored_avatar_ids,
+    upload,
+    wait_for_avatar,
+)
 from hub_test_stages import FIXTURE_STAGE_TEXT
 from PIL import Image
 
@@ -62,7 +70,7 @@ async def _refused(resp: Any, status: int, code: str) -> str:
 async def test_not_an_image_is_415(real_client: Any) -> None:
     message = await _refused(await upload(real_client, b"%PDF-1.4 not a photo at all"), 415, "not_an_image")
     assert "JPEG" in message
-    assert (await (await real_client.get("/api/avatars")).json())["items"] == []
+    assert await stored_avatar_ids(real_client) == []
 
 
 async def test_a_truncated_file_is_400(real_client: Any) -> None:

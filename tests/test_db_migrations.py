@@ -124,7 +124,8 @@ async def test_the_hub_builds_lists_and_deletes_avatars_on_postgresql(
     from conftest import upload, wait_for_avatar
 
     await upgrade(postgres_url)
-    client = await make_client(database_url=postgres_url)
+    client = await make_client(database_url=postgres_url, admin_key="adm1n")
+    admin = {"Authorization": "Bearer adm1n"}
     health = await (await client.get("/api/health")).json()
     assert health["checks"]["db"]["backend"] == "postgresql"
     ids = []
@@ -132,8 +133,8 @@ async def test_the_hub_builds_lists_and_deletes_avatars_on_postgresql(
         created = await (await upload(client, tiny_photo_bytes + bytes([i]))).json()
         ids.append(created["id"])
         assert (await wait_for_avatar(client, created["id"]))["status"] == "ready"
-    first = await (await client.get("/api/avatars?limit=2")).json()
-    second = await (await client.get(first["next"])).json()
+    first = await (await client.get("/api/avatars?limit=2", headers=admin)).json()
+    second = await (await client.get(first["next"], headers=admin)).json()
     assert [a["id"] for a in first["items"] + second["items"]] == list(reversed(ids))
     assert second["next_cursor"] is None
     resp = await client.delete(f"/api/avatars/{ids[0]}", headers={"X-Owner-Token": created["owner_token"]})

@@ -33,7 +33,7 @@ class Settings:
     #: HMAC key for room tokens and owner tokens. Generated per process when unset (tokens then
     #: do not survive a restart: set it in production).
     secret: str = ""
-    #: Key for admin endpoints (room tokens); empty disables them.
+    #: Key for admin endpoints (room tokens, the avatar listing); empty disables them.
     admin_key: str = ""
     #: Default stage choices, e.g. ``"hair_model=braids,reconstruct=landmark_head"``.
     stages: str = ""

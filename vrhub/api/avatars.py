@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from vrhub.api.admin import admin_refusal
 from vrhub.api.errors import ApiError
 from vrhub.appkeys import blobs_key, db_key, jobs_key, registry_key, settings_key
 from vrhub.db import avatars as queries
@@ -189,6 +190,10 @@ async def get_avatar(request: web.Request) -> web.Response:
 
 @routes.get("/api/avatars")
 async def list_avatars(request: web.Request) -> web.Response:
+    # every student's avatar (and so their face) is listed here: the operator's admin key only
+    refused = admin_refusal(request.app[settings_key], request.headers, "listing all avatars")
+    if refused:
+        raise ApiError(*refused)
     try:
         limit = int(request.query.get("limit", "20"))
     except ValueError:

@@ -14,7 +14,6 @@ and a cleanup_ctx that creates the :class:`RoomHub` into ``app[rooms_key]`` (wit
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 import socket
@@ -26,6 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from vrhub.api.admin import admin_refusal
 from vrhub.appkeys import rooms_key, settings_key
 from vrhub.config import Settings
 from vrhub.rooms import frame_reader
@@ -140,13 +140,9 @@ async def room_info(request: web.Request) -> web.Response:
 async def create_token(request: web.Request) -> web.Response:
     settings = request.app[settings_key]
     room_id = request.match_info["room"]
-    if not settings.admin_key:
-        return _error(403, "admin_disabled", "room tokens need VRHUB_ADMIN_KEY to be set on the hub")
-    auth = request.headers.get("Authorization", "")
-    if not auth.startswith("Bearer "):
-        return _error(401, "unauthorized", "send the admin key as 'Authorization: Bearer <admin_key>'")
-    if not hmac.compare_digest(auth[7:].strip().encode(), settings.admin_key.encode()):
-        return _error(403, "forbidden", "the admin key is not valid")
+    refused = admin_refusal(settings, request.headers, "issuing room tokens")
+    if refused:
+        return _error(*refused)
     if not ROOM_ID_RE.match(room_id):
         return _error(400, "bad_room", "room ids are 1-64 letters, digits, '_', '.', '-'")
     try:
