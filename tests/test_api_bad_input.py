@@ -174,3 +174,52 @@ async def test_odd_but_valid_photos_build(real_client: Any, variant: str) -> Non
     body = await wait_for_avatar(real_client, (await resp.json())["id"], timeout=120)
     assert body["status"] == "ready", body["error"]
     assert body["faces_found"] == 1
+
+
+async def test_an_upload_flood_from_one_address_is_refused_with_429(
+    make_client: Any, tiny_photo_bytes: bytes
+) -> None:
+    """Uploads cost the hub real work: past the per-address rate the hub answers 429 with
+    Retry-After, before reading the photo, and creates nothing."""
+    client = await make_client(upload_rate_per_minute=2)
+    for i in range(2):
+        assert (await upload(client, tiny_photo_bytes + bytes([i]))).status == 202
+    resp = await upload(client, tiny_photo_bytes + b"x")
+    assert resp.status == 429
+    assert int(resp.headers["Retry-After"]) >= 1
+    body = await resp.json()
+    assert body["error"]["code"] == "rate_limited" and "a minute" in body["error"]["message"]
+    assert len(await stored_avatar_ids(client)) == 2
+
+
+async def test_uploads_beyond_the_pending_builds_cap_get_503_busy(
+    make_client: Any, tiny_photo_bytes: bytes
+) -> None:
+    from vrhub.appkeys import db_key
+    from vrhub.db import avatars as queries
+
+    client = await make_client(max_pending_builds=2)
+    for i in range(2):  # two builds waiting (rows only: no runner picks them up)
+        await queries.create_avatar(client.server.app[db_key], photo_key=f"{i:064x}", request={})
+    resp = await upload(client, tiny_photo_bytes)
+    assert resp.status == 503 and resp.headers["Retry-After"] == "60"
+    body = await resp.json()
+    assert body["error"]["code"] == "busy" and body["error"]["detail"] == {"pending": 2}
+    assert len(await stored_avatar_ids(client)) == 2
+
+
+def test_token_buckets_refill_and_stay_bounded() -> None:
+    from vrhub.api.ratelimit import TokenBuckets
+
+    now = [0.0]
+    buckets = TokenBuckets(per_minute=6, max_clients=3, clock=lambda: now[0])
+    assert all(buckets.take("a") == 0.0 for _ in range(6))  # a burst of 6
+    wait = buckets.take("a")
+    assert 9.9 < wait <= 10.0  # one token per 10 s
+    now[0] += 10.0
+    assert buckets.take("a") == 0.0 and buckets.take("a") > 0
+    assert buckets.take("b") == 0.0  # addresses are independent
+    for other in ("c", "d", "e"):
+        buckets.take(other)
+    assert len(buckets._buckets) == 3  # the least recently seen were forgotten
+    assert TokenBuckets(per_minute=0).take("a") == 0.0  # 0 = no limit

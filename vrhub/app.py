@@ -19,6 +19,7 @@ from aiohttp import web
 import vrhub
 from vrhub.api import setup_routes
 from vrhub.api.errors import ApiError, error_middleware, max_upload_key
+from vrhub.api.ratelimit import TokenBuckets
 from vrhub.api.tracking import setup_tracking_routes
 from vrhub.appkeys import (
     blobs_key,
@@ -31,6 +32,7 @@ from vrhub.appkeys import (
     registry_key,
     rooms_key,
     settings_key,
+    upload_limit_key,
 )
 from vrhub.blobs import BlobStore
 from vrhub.config import Settings
@@ -191,6 +193,7 @@ def make_app(
     app[plugin_manager_key] = pm
     app[registry_key] = registry
     app[plugin_modules_key] = modules
+    app[upload_limit_key] = TokenBuckets(settings.upload_rate_per_minute)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(blobs_ctx)
     if settings.redis_url:

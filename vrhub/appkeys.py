@@ -13,6 +13,7 @@ from vrhub.pipeline.plugins import StageRegistry
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+    from vrhub.api.ratelimit import TokenBuckets
     from vrhub.blobs import BlobStore
     from vrhub.jobs.runner import JobRunner
     from vrhub.rooms.hub import RoomHub
@@ -25,6 +26,7 @@ db_key: web.AppKey["async_sessionmaker[Any]"] = web.AppKey("db")
 blobs_key: web.AppKey["BlobStore"] = web.AppKey("blobs")
 jobs_key: web.AppKey["JobRunner"] = web.AppKey("jobs")
 rooms_key: web.AppKey["RoomHub"] = web.AppKey("rooms")
+upload_limit_key: web.AppKey["TokenBuckets"] = web.AppKey("upload_limit")
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -41,6 +41,11 @@ class Settings:
     #: After each build, render the avatar in the photo's pose and store the likeness NME (~0.3 s).
     measure_likeness: bool = True
     max_upload_bytes: int = 15 * 1024 * 1024
+    #: Uploads per client address per minute, in a burst of as many (0 = no limit). A classroom
+    #: behind one NAT shares one address: keep it above the class size.
+    upload_rate_per_minute: float = 60.0
+    #: Avatars waiting for or in a build at once; further uploads get 503 ``busy`` (0 = no limit).
+    max_pending_builds: int = 500
     max_pixels: int = 40_000_000
     #: Local job runner: number of worker processes (0 = run in a thread of the hub; for tests).
     job_workers: int = 1

@@ -19,7 +19,8 @@ from aiohttp import BodyPartReader, web
 
 from vrhub.api.admin import admin_refusal
 from vrhub.api.errors import ApiError
-from vrhub.appkeys import blobs_key, db_key, jobs_key, registry_key, settings_key
+from vrhub.api.ratelimit import retry_after
+from vrhub.appkeys import blobs_key, db_key, jobs_key, registry_key, settings_key, upload_limit_key
 from vrhub.db import avatars as queries
 from vrhub.db.models import Avatar, Job
 from vrhub.pipeline.plugins import parse_selection
@@ -142,6 +143,27 @@ async def _read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
 async def create_avatar(request: web.Request) -> web.Response:
     app = request.app
     settings = app[settings_key]
+    # refused before the body is read: a flood costs the hub as little as possible
+    wait = app[upload_limit_key].take(request.remote or "unknown")
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many uploads from this address (at most {settings.upload_rate_per_minute:g} a minute); "
+            f"try again in {retry_after(wait)} s.",
+            {"retry_after": float(retry_after(wait))},
+            headers={"Retry-After": retry_after(wait)},
+        )
+    if settings.max_pending_builds > 0:
+        pending = await queries.count_pending_jobs(app[db_key])
+        if pending >= settings.max_pending_builds:
+            raise ApiError(
+                503,
+                "busy",
+                f"The hub has {pending} avatars waiting to be built; try again in a minute.",
+                {"pending": pending},
+                headers={"Retry-After": "60"},
+            )
     photo_bytes, fields = await _read_upload(request)
     stages_text = ",".join(t for t in (fields.get("stages"), request.query.get("stages")) if t)
     choice = parse_selection(stages_text)

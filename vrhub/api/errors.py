@@ -21,12 +21,15 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error answer: HTTP ``status``, machine-readable ``code``, a sentence for people."""
 
-    def __init__(self, status: int, code: str, message: str, detail: Any = None):
+    def __init__(
+        self, status: int, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.detail = detail
+        self.headers = headers or {}
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
@@ -77,7 +80,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     try:
         response = await handler(request)
     except ApiError as exc:
-        return json_error(exc.status, exc.code, exc.message, exc.detail)
+        return json_error(exc.status, exc.code, exc.message, exc.detail, headers=exc.headers)
     except SelectionError as exc:
         return json_error(400, "unknown_stage", str(exc), {"valid": exc.valid})
     except PipelineError as exc:

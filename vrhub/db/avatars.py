@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vrhub.db.models import Avatar, Job, utcnow
@@ -124,6 +124,15 @@ async def list_avatars(
         rows = list((await session.execute(query)).scalars())
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+async def count_pending_jobs(db: async_sessionmaker[AsyncSession]) -> int:
+    """Jobs queued or running (the builds an upload would wait behind)."""
+    async with db() as session:
+        n = await session.scalar(
+            select(func.count()).select_from(Job).where(Job.state.in_(("queued", "running")))
+        )
+    return int(n or 0)
 
 
 async def delete_avatar(db: async_sessionmaker[AsyncSession], avatar_id: str) -> None:
