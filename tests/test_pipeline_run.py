@@ -75,3 +75,12 @@ def _sideways_photo():
         pytest.skip("shared data not present")
     upright = decode_photo(PHOTO.read_bytes(), name=PHOTO.name)
     return Photo(np.ascontiguousarray(np.rot90(upright.pixels)), name="sideways")  # anticlockwise
+
+
+def test_a_hat_is_named_in_the_warnings() -> None:
+    hat = PHOTO.parent / "congress_W000808.jpg"  # the shared photo with a hat
+    if not hat.exists():
+        pytest.skip("shared data not present")
+    out = run_pipeline(decode_photo(hat.read_bytes(), name=hat.name), default_registry().select())
+    assert out.attributes.headwear == "hat"
+    assert any(w.startswith("hat: ") and "guessed" in w for w in out.warnings), out.warnings

@@ -186,6 +186,11 @@ def run_pipeline(
     if progress:
         progress("done", 1.0)
     warnings = list(face.warnings) + list(head.quality.get("warnings", []))
+    if attrs.headwear not in ("", "none"):
+        warnings.append(
+            f"{attrs.headwear}: the photo shows a {attrs.headwear} on the head; the avatar has no "
+            f"{attrs.headwear}, and the hair under it is guessed."
+        )
     return PipelineResult(
         avatar=avatar,
         files=exported.files,
