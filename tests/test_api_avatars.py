@@ -226,3 +226,13 @@ async def test_deleting_an_avatar_while_it_builds_leaves_no_blobs_behind(
             break
     assert [p for p in store.root.rglob("*") if p.is_file()] == []
     assert (await client.get(created["urls"]["self"])).status == 404
+
+
+async def test_an_iphone_heic_photo_is_accepted(client: Any) -> None:
+    from pathlib import Path
+
+    heic = (Path(__file__).resolve().parent / "data" / "pattern.heic").read_bytes()
+    resp = await upload(client, heic, "IMG_0001.HEIC")
+    assert resp.status == 202, await resp.text()
+    body = await wait_for_avatar(client, (await resp.json())["id"])
+    assert body["status"] == "ready"

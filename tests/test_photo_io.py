@@ -122,3 +122,25 @@ def test_tiny_image_is_refused() -> None:
     with pytest.raises(PhotoError) as info:
         decode_photo(_encode(Image.new("RGB", (20, 30)), "PNG"))
     assert info.value.code == "too_small"
+
+
+HEIC = Path(__file__).resolve().parent / "data" / "pattern.heic"  # 320x240, made with pillow-heif
+
+
+def test_heic_from_an_iphone_decodes() -> None:
+    """HEIC is the iPhone's default photo format: it decodes like any other upload (pi-heif)."""
+    photo = decode_photo(HEIC.read_bytes())
+    assert photo.pixels.shape == (240, 320, 3) and photo.pixels.dtype == np.uint8
+    assert np.abs(photo.pixels[120, 160].astype(int) - (200, 40, 40)).max() < 12  # the red block
+    assert photo.pixels[5, 300, 0] > 200 and photo.pixels[230, 5, 1] > 200  # the gradients
+
+
+def test_a_truncated_heic_is_refused() -> None:
+    data = HEIC.read_bytes()
+    with pytest.raises(PhotoError) as err:
+        decode_photo(data[: len(data) // 3])
+    assert err.value.status in (400, 415) and err.value.code in (
+        "truncated_image",
+        "unreadable_image",
+        "not_an_image",
+    )

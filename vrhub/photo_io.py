@@ -22,7 +22,21 @@ MAX_WORKING_SIDE = 2048
 #: Smallest side we try to find a face in.
 MIN_SIDE = 64
 
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO", "HEIF")
+
+
+def _register_heif() -> bool:
+    """HEIC/HEIF (iPhones' default photo format) through pi-heif, the decode-only build of
+    pillow-heif (libheif + libde265, LGPL; no encoder is bundled)."""
+    try:
+        import pi_heif
+    except ImportError:  # an install without it answers HEIC uploads with 415, like any other format
+        return False
+    pi_heif.register_heif_opener()
+    return True
+
+
+HEIF_SUPPORTED = _register_heif()
 
 
 class PhotoError(PipelineError):
@@ -46,7 +60,9 @@ def decode_photo(
     are composited over a neutral grey (so a cut-out portrait keeps its silhouette).
     """
     if not data:
-        raise PhotoError("The upload is empty: send a JPEG or PNG photo of a face.", "empty_upload", 400)
+        raise PhotoError(
+            "The upload is empty: send a JPEG, PNG or HEIC photo of a face.", "empty_upload", 400
+        )
     if len(data) > max_bytes:
         raise PhotoError(
             f"The photo is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB.",
@@ -61,13 +77,15 @@ def decode_photo(
             image.MAX_IMAGE_PIXELS = None  # we check ourselves, below, from the header
     except UnidentifiedImageError:
         raise PhotoError(
-            "The upload is not an image we can read; send a JPEG, PNG or WebP photo.", "not_an_image", 415
+            "The upload is not an image we can read; send a JPEG, PNG, WebP or HEIC photo.",
+            "not_an_image",
+            415,
         ) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad upload
         raise PhotoError(f"The image could not be read ({exc}).", "unreadable_image", 400) from None
     if image.format not in FORMATS:
         raise PhotoError(
-            f"Images in {image.format} format are not accepted; send a JPEG, PNG or WebP photo.",
+            f"Images in {image.format} format are not accepted; send a JPEG, PNG, WebP or HEIC photo.",
             "unsupported_format",
             415,
         )

@@ -125,6 +125,9 @@ $("photo").addEventListener("change", () => {
   $("create").disabled = !file;
   if (!file) return;
   const img = $("photo-preview");
+  img.onerror = () => {
+    img.hidden = true; // e.g. HEIC: the hub reads it, this browser cannot show it
+  };
   img.src = URL.createObjectURL(file);
   img.hidden = false;
   status(`Photo chosen: ${file.name}. Press “Make my avatar”.`);
