@@ -36,7 +36,7 @@ def _register_heif() -> bool:
     return True
 
 
-HEIF_SUPPORTED = _register_heif()
+_register_heif()
 
 
 class PhotoError(PipelineError):
