@@ -250,3 +250,26 @@ def test_the_measured_hairline_raises_the_style_hairline_never_lowers_it(head):
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     front = np.abs(np.arctan2(d[:, 0], d[:, 2])) < 0.15  # the front meridian
     assert front.any() and d[front, 1].min() >= high - 0.01
+
+
+def test_the_hairline_ends_in_ragged_strand_tips(head):
+    """The scalp shell stops short of the hairline and a strip of strands finishes it: the strip's
+    texture is opaque at its top and its strands end at many different heights (no single cut line
+    across the forehead), and the strip spans the hairline all round the head."""
+    from vrhub.hair.cards import ATLAS_COLUMNS, CAP_V, hairline_band, hairline_polar, strand_texture
+
+    tex = strand_texture((90, 60, 40))
+    cw = tex.shape[1] // ATLAS_COLUMNS
+    strip = tex[int(np.ceil(CAP_V * tex.shape[0])) + 1 :, :cw, 3] > 128  # rows of the strip, top first
+    opaque = strip.mean(axis=1)
+    assert opaque[0] > 0.95 and opaque[-1] < 0.05
+    ends = np.array([np.argmax(~c) if (~c).any() else len(c) for c in strip.T])  # per texel column
+    assert ends.std() > 0.08 * len(strip) and np.ptp(ends) > 0.3 * len(strip)  # tips at many heights
+    surface = ScalpSurface.from_head(head)
+    hairline = Hairline(front_y=0.5)
+    band = hairline_band(surface, hairline)
+    assert len(band.triangles) > 0
+    d = (band.vertices - surface.centre) / np.linalg.norm(band.vertices - surface.centre, axis=1)[:, None]
+    polar = np.arccos(np.clip(d[:, 1], -1, 1)).reshape(-1, 4)
+    line = hairline_polar(hairline, np.arctan2(d[:, 0], d[:, 2])).reshape(-1, 4)
+    assert (polar[:, :2] < line[:, :2]).all() and (polar[:, 2:] > line[:, 2:] - 1e-6).all()

@@ -23,6 +23,8 @@ from vrhub.pipeline.types import HairModel, HeadModel
 
 #: number of texture columns in the strand atlas: 0 = dense cap, 1..3 = strand cards of different density
 ATLAS_COLUMNS = 4
+#: Column 0 holds the dense cap (v below CAP_V) and the ragged hairline strip (v above it).
+CAP_V = 0.84
 #: how far hair sits outside the skin (metres)
 SCALP_OFFSET = 0.004
 #: regions whose vertices the hair must stay outside
@@ -402,16 +404,28 @@ def ribbons(
     return CardMesh(verts.astype(np.float32), tris.astype(np.uint32), uv.reshape(-1, 2).astype(np.float32))
 
 
+def hairline_polar(hairline: Hairline, az: np.ndarray, top: float = 0.02) -> np.ndarray:
+    """Polar angle (radians from the top of the head) of the lower hairline at azimuths ``az``,
+    kept between just below ``top`` and below the ears."""
+    return np.clip(np.arccos(np.clip(hairline.limit_y(az), -1.0, 1.0)), top + 0.05, 0.72 * np.pi)
+
+
 def cap_shell(
-    surface: ScalpSurface, hairline: Hairline, rows: int = 16, cols: int = 48, offset: float = 0.003
+    surface: ScalpSurface,
+    hairline: Hairline,
+    rows: int = 16,
+    cols: int = 48,
+    offset: float = 0.003,
+    edge_lift: float = 0.0,
 ) -> CardMesh:
     """A shell over the hair-growing scalp (so no skin shows between cards), textured with the dense
-    cap column of the atlas. Returns a CardMesh of at most 2 * rows * cols triangles."""
+    cap part of the atlas's column 0. ``edge_lift`` (radians) ends it that far above the hairline,
+    for :func:`hairline_band` to finish. Returns a CardMesh of at most 2 * rows * cols triangles."""
     az = np.linspace(-np.pi, np.pi, cols + 1)
     # each column runs from the top down to the hairline itself (at most to below the ears), so the
     # shell's lower edge follows the hairline smoothly instead of in grid steps
     top = 0.02
-    bottom = np.clip(np.arccos(np.clip(hairline.limit_y(az), -1.0, 1.0)), top + 0.05, 0.72 * np.pi)
+    bottom = np.maximum(hairline_polar(hairline, az, top) - edge_lift, top + 0.05)
     P = top + (bottom - top)[None, :] * np.linspace(0.0, 1.0, rows + 1)[:, None]
     A = np.broadcast_to(az[None, :], P.shape)
     d = np.stack([np.sin(P) * np.sin(A), np.cos(P), np.sin(P) * np.cos(A)], axis=-1).reshape(-1, 3)
@@ -419,7 +433,10 @@ def cap_shell(
     inside = (~hairline.in_crown_gap(d)).reshape(rows + 1, cols + 1)
     uv = np.stack([(A / (2 * np.pi) + 0.5) * 4.0, P / np.pi * 3.0], -1).reshape(-1, 2)
     uv = np.column_stack(
-        [np.mod(uv[:, 0], 1.0) * (0.98 / ATLAS_COLUMNS) + 0.005, np.mod(uv[:, 1], 1.0) * 0.98 + 0.01]
+        [
+            np.mod(uv[:, 0], 1.0) * (0.98 / ATLAS_COLUMNS) + 0.005,
+            np.mod(uv[:, 1], 1.0) * (CAP_V - 0.02) + 0.01,
+        ]
     )
     i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
     a = i * (cols + 1) + j
@@ -436,12 +453,61 @@ def cap_shell(
     return CardMesh(verts[used].astype(np.float32), tris, uv[used].astype(np.float32))
 
 
+def hairline_band(
+    surface: ScalpSurface,
+    hairline: Hairline,
+    cols: int = 72,
+    above: float = 0.10,
+    below: float = 0.02,
+    offset: float = 0.0025,
+    repeats: int = 24,
+) -> CardMesh:
+    """A strip of hair along the lower hairline whose strand tips end raggedly (the hairline part of
+    the atlas's column 0), so the hair does not stop in one clean line across the forehead. It runs
+    from ``above`` radians over the hairline (over the shell's edge) to ``below`` under it; each quad
+    has its own vertices, so the texture repeats ``repeats`` times round the head without a seam.
+    Quads inside a bald crown patch are left out. Returns at most 2 * cols triangles."""
+    az = np.linspace(-np.pi, np.pi, cols + 1)
+    polar = hairline_polar(hairline, az)
+    upper, lower = np.maximum(polar - above, 0.03), polar + below
+
+    def direction(p: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return np.stack([np.sin(p) * np.sin(a), np.cos(p), np.sin(p) * np.cos(a)], axis=-1)
+
+    j = np.arange(cols)
+    corners = [(upper[j], az[j]), (upper[j + 1], az[j + 1]), (lower[j], az[j]), (lower[j + 1], az[j + 1])]
+    d = np.stack([direction(p, a) for p, a in corners], axis=1)  # (cols, 4, 3)
+    keep = ~hairline.in_crown_gap(d.reshape(-1, 3)).reshape(cols, 4).all(axis=1)
+    d = d[keep]
+    if not len(d):
+        return CardMesh.empty()
+    verts = surface.project(d.reshape(-1, 3), offset)
+    per = cols // repeats if cols % repeats == 0 else 3  # quads per texture repeat
+    k = np.flatnonzero(keep) % per
+    u0 = 0.005 + (0.98 / ATLAS_COLUMNS) * k / per
+    u1 = 0.005 + (0.98 / ATLAS_COLUMNS) * (k + 1) / per
+    v0, v1 = CAP_V + 0.01, 0.99
+    uv = np.stack(
+        [
+            np.stack([u0, np.full_like(u0, v0)], -1),
+            np.stack([u1, np.full_like(u0, v0)], -1),
+            np.stack([u0, np.full_like(u0, v1)], -1),
+            np.stack([u1, np.full_like(u0, v1)], -1),
+        ],
+        1,
+    )
+    base = 4 * np.arange(len(d))[:, None]
+    tris = np.concatenate([base + [0, 2, 1], base + [1, 2, 3]]).astype(np.uint32)
+    return CardMesh(verts.astype(np.float32), tris, uv.reshape(-1, 2).astype(np.float32))
+
+
 def strand_texture(
     colour_rgb: tuple[int, int, int], size: int = 256, seed: int = 7, stubble: bool = False
 ) -> np.ndarray:
     """Procedural RGBA strand atlas (size, size, 4) uint8 with ATLAS_COLUMNS columns.
 
-    Column 0: dense cap (alpha 1, fine strands; with ``stubble`` sparse dots over skin-coloured alpha 0.8);
+    Column 0: dense cap (alpha 1, fine strands; with ``stubble`` sparse dots over skin-coloured alpha 0.8)
+    above CAP_V, and below it the hairline strip (the same strands ending in ragged tips);
     columns 1..3: cards with 20 / 12 / 7 strands, alpha fading at the card edges and the tip (v = 1).
     Colour: the hair colour modulated by per-strand brightness and a root-to-tip gradient, each
     column's alpha-weighted mean equal to ``colour_rgb``.
@@ -459,6 +525,13 @@ def strand_texture(
     noise = rng.normal(0, 0.08, (h, cw)).astype(np.float32)
     lum[:, :cw] = np.clip(col0 + noise, 0.4, 1.1)
     alpha[:, :cw] = 0.8 if stubble else 1.0
+    if not stubble:
+        # the hairline part (v > CAP_V): the same strands, each column of texels ending at its own
+        # random length, so a band mapped onto it ends in ragged tips (see hairline_band)
+        band = v[:, 0] > CAP_V
+        t = (v[band, 0] - CAP_V) / (1.0 - CAP_V)  # 0 at the band's top, 1 at its bottom
+        tips = np.convolve(rng.uniform(0.25, 1.0, cw + 2), np.ones(3) / 3, "valid")[None, :]
+        alpha[band, :cw] = np.clip((tips - t[:, None]) / 0.08, 0.0, 1.0)
     if stubble:
         dots = rng.random((h, cw)) < 0.25
         lum[:, :cw] = np.where(dots, 0.7, 1.0)

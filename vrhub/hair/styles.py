@@ -23,11 +23,14 @@ from vrhub.hair.cards import (
     cap_shell,
     finish,
     grow_strands,
+    hairline_band,
     ribbons,
 )
 from vrhub.pipeline.types import HairAttributes, HairModel, HeadModel
 
 MAX_TRIANGLES = 8000
+#: radians the scalp shell ends above the hairline; the ragged hairline strip covers the rest
+HAIRLINE_LIFT = 0.04
 #: metres a side-swept (partial) fringe's tips move toward the far temple
 FRINGE_SWEEP = 0.016
 
@@ -196,7 +199,10 @@ def build_style(name: str, attributes: HairAttributes, head: HeadModel, seed: in
         mesh = cap_shell(surface, hairline, rows=28, cols=56, offset=0.0015)
         return finish(mesh, colour, style=name, stubble=True)  # type: ignore[arg-type]
 
-    mesh = cap_shell(surface, hairline, offset=0.002)
+    # the shell stops short of the hairline and a strip of ragged strand tips finishes it
+    mesh = cap_shell(surface, hairline, offset=0.002, edge_lift=HAIRLINE_LIFT) + hairline_band(
+        surface, hairline
+    )
     budget = MAX_TRIANGLES - len(mesh.triangles) - 200
     extra_budget = 0
     if spec.extra:
