@@ -48,6 +48,11 @@ async def test_server_sent_events_report_progress_then_done(
     assert fractions == sorted(fractions)
     assert "reconstruct" in {p["stage"] for p in progress}
     assert 0 < next(p["fraction"] for p in progress if p["stage"] == "reconstruct") < 1
+    # the fixture stages after the sleepy one take milliseconds, less than the stream's polling step:
+    # every one of them is still announced before "done"
+    from vrhub.pipeline.types import SLOTS
+
+    assert set(SLOTS) <= {p["stage"] for p in progress}
 
 
 async def test_the_photo_is_deleted_after_the_build(client: Any, tiny_photo_bytes: bytes) -> None:

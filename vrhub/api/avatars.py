@@ -365,6 +365,11 @@ async def avatar_events(request: web.Request) -> web.StreamResponse:
             break
         state = (avatar.status, job.progress_stage if job else None, job.progress_fraction if job else 0.0)
         if avatar.status in ("ready", "failed"):
+            if avatar.status == "ready" and last is not None and state[1] != last[1]:
+                # the last stages can finish between two polls: announce them before "done"
+                for stage, fraction in _stages_since(last[1], state[1], state[2]):
+                    data = {"status": "running", "stage": stage, "fraction": fraction}
+                    await response.write(f"event: progress\ndata: {json.dumps(data)}\n\n".encode())
             event = "done" if avatar.status == "ready" else "failed"
             await response.write(f"event: {event}\ndata: {json.dumps(avatar_json(avatar, job))}\n\n".encode())
             break
