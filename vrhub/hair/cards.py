@@ -25,6 +25,15 @@ from vrhub.pipeline.types import HairModel, HeadModel
 ATLAS_COLUMNS = 4
 #: Column 0 holds the dense cap (v below CAP_V) and the ragged hairline strip (v above it).
 CAP_V = 0.84
+
+
+def polar_direction(polar: np.ndarray, azimuth: np.ndarray) -> np.ndarray:
+    """Unit directions (..., 3) from the head centre: ``polar`` radians from the top (+Y), ``azimuth``
+    radians round it (0 = front, +Z; +pi/2 = the head's left, +X)."""
+    sp = np.sin(polar)
+    return np.stack([sp * np.sin(azimuth), np.cos(polar), sp * np.cos(azimuth)], axis=-1)
+
+
 #: how far hair sits outside the skin (metres)
 SCALP_OFFSET = 0.004
 #: regions whose vertices the hair must stay outside
@@ -193,7 +202,7 @@ class ScalpSurface:
         pol = (np.arange(rows) + 0.5) * np.pi / rows
         az = (np.arange(cols) + 0.5) * 2 * np.pi / cols - np.pi
         P, A = np.meshgrid(pol, az, indexing="ij")
-        d = np.stack([np.sin(P) * np.sin(A), np.cos(P), np.sin(P) * np.cos(A)], -1).reshape(-1, 3)
+        d = polar_direction(P, A).reshape(-1, 3)
         ell = self.ellipsoid_radius(d).reshape(rows, cols) * 0.98
         return np.where(grid > 0, grid, ell)
 
@@ -248,7 +257,7 @@ class ScalpSurface:
         i = np.arange(total) + 0.5
         phi = np.arccos(1 - 2 * i / total)
         theta = np.pi * (1 + 5**0.5) * i
-        d = np.stack([np.sin(phi) * np.sin(theta), np.cos(phi), np.sin(phi) * np.cos(theta)], axis=1)
+        d = polar_direction(phi, theta)
         rng = np.random.default_rng(seed)
         d = d + rng.normal(0, 0.01, d.shape)
         d /= np.linalg.norm(d, axis=1, keepdims=True)
@@ -428,7 +437,7 @@ def cap_shell(
     bottom = np.maximum(hairline_polar(hairline, az, top) - edge_lift, top + 0.05)
     P = top + (bottom - top)[None, :] * np.linspace(0.0, 1.0, rows + 1)[:, None]
     A = np.broadcast_to(az[None, :], P.shape)
-    d = np.stack([np.sin(P) * np.sin(A), np.cos(P), np.sin(P) * np.cos(A)], axis=-1).reshape(-1, 3)
+    d = polar_direction(P, A).reshape(-1, 3)
     verts = surface.project(d, offset)
     inside = (~hairline.in_crown_gap(d)).reshape(rows + 1, cols + 1)
     uv = np.stack([(A / (2 * np.pi) + 0.5) * 4.0, P / np.pi * 3.0], -1).reshape(-1, 2)
@@ -471,18 +480,15 @@ def hairline_band(
     polar = hairline_polar(hairline, az)
     upper, lower = np.maximum(polar - above, 0.03), polar + below
 
-    def direction(p: np.ndarray, a: np.ndarray) -> np.ndarray:
-        return np.stack([np.sin(p) * np.sin(a), np.cos(p), np.sin(p) * np.cos(a)], axis=-1)
-
     j = np.arange(cols)
     corners = [(upper[j], az[j]), (upper[j + 1], az[j + 1]), (lower[j], az[j]), (lower[j + 1], az[j + 1])]
-    d = np.stack([direction(p, a) for p, a in corners], axis=1)  # (cols, 4, 3)
+    d = np.stack([polar_direction(p, a) for p, a in corners], axis=1)  # (cols, 4, 3)
     keep = ~hairline.in_crown_gap(d.reshape(-1, 3)).reshape(cols, 4).all(axis=1)
     d = d[keep]
     if not len(d):
         return CardMesh.empty()
     verts = surface.project(d.reshape(-1, 3), offset)
-    per = cols // repeats if cols % repeats == 0 else 3  # quads per texture repeat
+    per = max(1, cols // repeats)  # quads per texture repeat
     k = np.flatnonzero(keep) % per
     u0 = 0.005 + (0.98 / ATLAS_COLUMNS) * k / per
     u1 = 0.005 + (0.98 / ATLAS_COLUMNS) * (k + 1) / per
