@@ -146,13 +146,14 @@ async def create_avatar(request: web.Request) -> web.Response:
     # refused before the body is read: a flood costs the hub as little as possible
     wait = app[upload_limit_key].take(request.remote or "unknown")
     if wait > 0:
+        seconds = retry_after(wait)
         raise ApiError(
             429,
             "rate_limited",
             f"Too many uploads from this address (at most {settings.upload_rate_per_minute:g} a minute); "
-            f"try again in {retry_after(wait)} s.",
-            {"retry_after": float(retry_after(wait))},
-            headers={"Retry-After": retry_after(wait)},
+            f"try again in {seconds} s.",
+            {"retry_after": float(seconds)},
+            headers={"Retry-After": seconds},
         )
     if settings.max_pending_builds > 0:
         pending = await queries.count_pending_jobs(app[db_key])
