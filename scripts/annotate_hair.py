@@ -1,11 +1,17 @@
 """Hair-mask annotation tool: draw, check and evaluate hand-drawn hair polygons.
 
-The polygons live in tests/data/hair_masks/polygons.json (photo path relative to ../shared/data ->
-list of polygons, each a list of [x, y] pixels; an empty list = no hair, e.g. a bald head).
+The polygons live in tests/data/hair_masks/*.json (photo path relative to ../shared/data -> list of
+polygons, each a list of [x, y] pixels; an empty list = no hair, e.g. a bald head): polygons.json
+(shared portraits), polygons_pool.json (hair_pool portraits) and polygons_second.json (the shared
+portraits outlined again by a second annotator, to measure how far two people agree).
 
     .venv/bin/python scripts/annotate_hair.py grid  OUT_DIR   # photos with a 25 px grid to read coordinates from
     .venv/bin/python scripts/annotate_hair.py check OUT_DIR   # polygon outlines drawn on each photo, to correct them
-    .venv/bin/python scripts/annotate_hair.py iou   [OUT.png] # IoU of the landmarks segment stage per photo + mean
+    .venv/bin/python scripts/annotate_hair.py iou   [OUT.png] # IoU of the landmarks segment stage per photo + mean,
+                                                              # per set, and the two annotators' agreement
+
+``--polygons FILE`` (any command) reads another polygon file of the same format instead; a photo
+listed there with ``null`` instead of a list has no outline yet (``grid`` draws it, the rest skip it).
 """
 
 from __future__ import annotations
@@ -19,14 +25,28 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-POLYGONS = ROOT / "tests" / "data" / "hair_masks" / "polygons.json"
+ANNOTATIONS = ROOT / "tests" / "data" / "hair_masks"
+#: shared portraits (the first set, outlined on a 25 px grid at 2x; outlines good to 5-10 px)
+POLYGONS = ANNOTATIONS / "polygons.json"
+#: 25 training-split hair_pool portraits, outlined on zoomed crops
+POOL = ANNOTATIONS / "polygons_pool.json"
+#: the shared portraits with hair outlined again, independently, by another annotator
+SECOND = ANNOTATIONS / "polygons_second.json"
+#: the sets the stage is scored on
+SETS = (POLYGONS, POOL)
 DATA = ROOT.parent / "shared" / "data"
 
 
-def load_polygons(path: Path = POLYGONS) -> dict[str, list[np.ndarray]]:
-    """photo (relative to shared/data) -> list of (k, 2) float polygons."""
+def load_polygons(path: Path = POLYGONS, pending: bool = False) -> dict[str, list[np.ndarray]]:
+    """photo (relative to shared/data) -> list of (k, 2) float polygons.
+
+    Photos whose entry is ``null`` (not outlined yet) are left out unless ``pending``."""
     photos = json.loads(path.read_text())["photos"]
-    return {k: [np.asarray(p, np.float64) for p in v] for k, v in photos.items()}
+    return {
+        k: [np.asarray(p, np.float64) for p in (v or [])]
+        for k, v in photos.items()
+        if v is not None or pending
+    }
 
 
 def rasterise(polygons: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
@@ -42,9 +62,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-def _grid(out: Path) -> None:
+def _grid(out: Path, path: Path = POLYGONS) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for rel in load_polygons():
+    for rel in load_polygons(path, pending=True):
         im = cv2.imread(str(DATA / rel))
         h, w = im.shape[:2]
         s = 2 if w < 400 else 1
@@ -60,9 +80,9 @@ def _grid(out: Path) -> None:
         cv2.imwrite(str(out / (Path(rel).stem + ".png")), im)
 
 
-def _check(out: Path) -> None:
+def _check(out: Path, path: Path = POLYGONS) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for rel, polys in load_polygons().items():
+    for rel, polys in load_polygons(path).items():
         im = cv2.imread(str(DATA / rel))
         for p in polys:
             cv2.polylines(im, [np.round(p).astype(np.int32)], True, (0, 255, 0), 2)
@@ -91,42 +111,88 @@ def evaluate(polygons: dict[str, list[np.ndarray]] | None = None) -> dict[str, d
     return results
 
 
-def _iou(sheet: Path | None) -> None:
-    res = evaluate()
+def _print_set(name: str, res: dict[str, dict[str, float]]) -> list[float]:
     ious = [r["iou"] for r in res.values() if "iou" in r]
-    print(f"{'photo':<48} IoU / false hair")
+    print(f"\n{name}\n{'photo':<48} IoU / false hair")
     for rel, r in res.items():
         print(
             f"{rel:<48} "
             + (f"{r['iou']:.3f}" if "iou" in r else f"bald: hair area {r['false_hair']:.3f} of the face box")
         )
-    print(f"mean IoU over {len(ious)} photos with hair: {np.mean(ious):.3f} (min {np.min(ious):.3f})")
+    if ious:
+        print(
+            f"mean IoU over {len(ious)} photos with hair: {np.mean(ious):.3f} (median {np.median(ious):.3f}, min {np.min(ious):.3f})"
+        )
+    return ious
+
+
+def agreement(first: Path = POLYGONS, second: Path = SECOND) -> dict[str, float]:
+    """IoU between two annotators' polygons for every photo both outlined (with hair)."""
+    from vrhub.hair.offline_face import load_photo
+
+    a, b = load_polygons(first), load_polygons(second)
+    out = {}
+    for rel in sorted(set(a) & set(b)):
+        if a[rel] and b[rel]:
+            photo = load_photo(DATA / rel)
+            size = (photo.width, photo.height)
+            out[rel] = iou(rasterise(a[rel], size), rasterise(b[rel], size))
+    return out
+
+
+def _iou(sheet: Path | None, paths: list[Path]) -> None:
+    all_ious: list[float] = []
+    for path in paths:
+        all_ious += _print_set(path.name, evaluate(load_polygons(path)))
+    if len(paths) > 1:
+        print(
+            f"\nall sets: mean IoU {np.mean(all_ious):.3f} (median {np.median(all_ious):.3f}) over {len(all_ious)} photos"
+        )
+    if paths == list(SETS) and SECOND.exists():
+        second = _print_set(
+            f"{SECOND.name} (the shared photos outlined again by another annotator)",
+            evaluate(load_polygons(SECOND)),
+        )
+        agree = agreement()
+        print(f"\nannotators' agreement (IoU of {POLYGONS.name} vs {SECOND.name}) per photo:")
+        for rel, v in agree.items():
+            print(f"{rel:<48} {v:.3f}")
+        print(
+            f"mean agreement {np.mean(list(agree.values())):.3f} over {len(agree)} photos; the stage scores {np.mean(second):.3f} against the second annotator"
+        )
     if sheet:
         from vrhub.hair.offline_face import load_photo, observe_face
         from vrhub.stages.landmark_segment import landmark_segment
 
         tiles = []
-        for rel, polys in load_polygons().items():
-            photo = load_photo(DATA / rel)
-            face = observe_face(photo)
-            pred = landmark_segment(photo, face).hair > 0.5
-            im = photo.pixels.copy()
-            im[pred] = (0.5 * im[pred] + 0.5 * np.array([255, 0, 255])).astype(np.uint8)
-            for p in polys:
-                cv2.polylines(im, [np.round(p).astype(np.int32)], True, (0, 255, 0), 2)
-            tiles.append(cv2.resize(im, (225, 275)))
-        while len(tiles) % 5:
+        for path in paths:
+            for rel, polys in load_polygons(path).items():
+                photo = load_photo(DATA / rel)
+                face = observe_face(photo)
+                pred = landmark_segment(photo, face).hair > 0.5
+                im = photo.pixels.copy()
+                im[pred] = (0.5 * im[pred] + 0.5 * np.array([255, 0, 255])).astype(np.uint8)
+                for p in polys:
+                    cv2.polylines(im, [np.round(p).astype(np.int32)], True, (0, 255, 0), 2)
+                tiles.append(cv2.resize(im, (225, 275)))
+        while len(tiles) % 8:
             tiles.append(np.zeros_like(tiles[0]))
-        grid = np.vstack([np.hstack(tiles[i : i + 5]) for i in range(0, len(tiles), 5)])
+        grid = np.vstack([np.hstack(tiles[i : i + 8]) for i in range(0, len(tiles), 8)])
         cv2.imwrite(str(sheet), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
 
 
 if __name__ == "__main__":
-    cmd = sys.argv[1] if len(sys.argv) > 1 else "iou"
-    arg = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    argv = sys.argv[1:]
+    sources = list(SETS)
+    if "--polygons" in argv:
+        i = argv.index("--polygons")
+        sources = [Path(argv[i + 1])]
+        del argv[i : i + 2]
+    cmd = argv[0] if argv else "iou"
+    arg = Path(argv[1]) if len(argv) > 1 else None
     if cmd == "grid":
-        _grid(arg or Path("/tmp/hair_grid"))
+        _grid(arg or Path("/tmp/hair_grid"), sources[0])
     elif cmd == "check":
-        _check(arg or Path("/tmp/hair_check"))
+        _check(arg or Path("/tmp/hair_check"), sources[0])
     else:
-        _iou(arg)
+        _iou(arg, sources)

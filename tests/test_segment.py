@@ -14,9 +14,12 @@ _spec = importlib.util.spec_from_file_location("annotate_hair", ROOT / "scripts"
 annotate_hair = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(annotate_hair)
 
-#: measured 0.683 mean IoU over the 18 annotated photos with hair (see the hair report); the floor
-#: sits a little under it so a regression fails
+#: measured 0.683 mean IoU over the 18 shared photos with hair, 0.781 against the second annotator's
+#: outlines of the same photos and 0.726 over the 25 pool portraits (see the hair report); the floors
+#: sit a little under them so a regression fails
 MEAN_IOU_FLOOR = 0.65
+SECOND_MEAN_IOU_FLOOR = 0.75
+POOL_MEAN_IOU_FLOOR = 0.69
 PHOTO_IOU_FLOOR = 0.28
 
 
@@ -42,18 +45,44 @@ def test_masks_are_soft_partitions_of_the_photo():
     assert seg.background[:10, :10].mean() > 0.9
 
 
-@pytest.mark.slow
-def test_hair_mask_matches_the_hand_drawn_polygons(polygons):
+def _stage_ious(polygons: dict[str, list[np.ndarray]]) -> dict[str, float]:
+    """IoU of the segment stage's hair mask with the outlines of every photo that has hair."""
     ious = {}
     for rel, polys in polygons.items():
-        if not polys:
-            continue
-        photo, _, seg = observed(rel)
-        truth = annotate_hair.rasterise(polys, (photo.width, photo.height))
-        ious[rel] = annotate_hair.iou(seg.hair > 0.5, truth)
+        if polys:
+            photo, _, seg = observed(rel)
+            truth = annotate_hair.rasterise(polys, (photo.width, photo.height))
+            ious[rel] = annotate_hair.iou(seg.hair > 0.5, truth)
+    return ious
+
+
+@pytest.mark.slow
+def test_hair_mask_matches_the_hand_drawn_polygons(polygons):
+    ious = _stage_ious(polygons)
     assert len(ious) >= 18
     assert min(ious.values()) >= PHOTO_IOU_FLOOR, ious
     assert np.mean(list(ious.values())) >= MEAN_IOU_FLOOR, ious
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("source", "count", "floor"),
+    [("POOL", 25, POOL_MEAN_IOU_FLOOR), ("SECOND", 18, SECOND_MEAN_IOU_FLOOR)],
+)
+def test_hair_mask_matches_the_other_annotations(polygons, source, count, floor):
+    """POOL: 25 training-split hair_pool portraits of every length and texture; SECOND: the shared
+    portraits outlined again by another annotator (both on zoomed crops)."""
+    ious = _stage_ious(annotate_hair.load_polygons(getattr(annotate_hair, source)))
+    assert len(ious) == count
+    assert np.mean(list(ious.values())) >= floor, ious
+
+
+def test_two_annotators_outlined_the_same_photos(polygons):
+    """The second annotation covers exactly the shared photos with hair, and the two people's
+    outlines overlap (they agree at 0.741 mean IoU: the reference itself is uncertain)."""
+    agree = annotate_hair.agreement()
+    assert set(agree) == {rel for rel, polys in polygons.items() if polys}
+    assert 0.6 < np.mean(list(agree.values())) < 0.95
 
 
 def test_bald_heads_get_little_hair(polygons):
@@ -70,3 +99,20 @@ def test_rasterised_polygon_iou_is_exact_on_a_square():
     b = annotate_hair.rasterise([np.array([[20, 10], [39, 10], [39, 29], [20, 29]], float)], (50, 50))
     assert a.sum() == 400
     assert abs(annotate_hair.iou(a, b) - 200 / 600) < 1e-9
+
+
+def test_the_same_photo_always_gives_the_same_hair_mask():
+    """GrabCut seeds its colour models from OpenCV's global random state; whatever ran before in
+    the process must not change the mask. W000207's mask used to be 10.6k or 26.8k hair pixels
+    depending on that state (short hair with or without half of the background's blue)."""
+    import cv2
+
+    from vrhub.stages.landmark_segment import landmark_segment
+
+    photo, face, _ = observed("hair_pool/W000207.jpg")
+    masks = []
+    for seed in range(6):
+        cv2.setRNGSeed(seed)
+        masks.append(landmark_segment(photo, face).hair)
+    for m in masks[1:]:
+        np.testing.assert_array_equal(m, masks[0])
