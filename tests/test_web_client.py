@@ -109,6 +109,16 @@ async def test_real_photo_becomes_an_avatar_in_the_viewer(hub_url: str) -> None:
         opened = pixels(await canvas.screenshot())
         await canvas.screenshot(path=artifact("web_avatar_jaw_open.png"))
         assert (np.abs(opened - after).max(axis=2) > 30).sum() > 200
+        # joining a room names the avatar: the name floats above the loaded head, where loadAvatar
+        # put it (it used to drop to the placeholder's height, across the eyes of a long-haired head)
+        label_y = "window.vrhub.viewer.slots.get('me').label.position.y"
+        above_head = await page.evaluate(label_y)
+        assert above_head > 0.15
+        await page.fill("#name", "Eileen")
+        await page.fill("#room", "label-room")
+        await page.click("#join")
+        await page.wait_for_function("window.vrhub.viewer.slots.get('me').name === 'Eileen'")
+        assert await page.evaluate(label_y) == pytest.approx(above_head)
         assert problems == []
 
 

@@ -132,9 +132,10 @@ export class Viewer {
   setName(id, name) {
     const slot = this.slots.get(id);
     if (!slot) return;
+    const height = slot.label.position.y; // above the loaded head, or the placeholder's 0.15
     slot.group.remove(slot.label);
     slot.label = nameSprite(name);
-    slot.label.position.set(0, 0.15, 0);
+    slot.label.position.set(0, height, 0);
     slot.group.add(slot.label);
     slot.name = name;
   }
