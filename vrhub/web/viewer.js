@@ -87,11 +87,24 @@ export class Viewer {
     this.loader = new GLTFLoader();
     /** @type {Map<string, {group: THREE.Group, content: THREE.Object3D, meshes: THREE.Mesh[], head: THREE.Object3D, rest: THREE.Quaternion, label: THREE.Sprite, placeholder: boolean, name: string}>} */
     this.slots = new Map();
+    // Draw on demand, not every display frame: a page whose avatars are still (alone, or peers who
+    // send nothing) costs no GPU or CPU time, which matters on school laptops and when several
+    // pages share a machine. Everything that changes the picture calls requestRender().
+    this._frame = 0;
+    this.controls.addEventListener("change", () => this.requestRender());
     this.resize();
     new ResizeObserver(() => this.resize()).observe(canvas);
-    this.renderer.setAnimationLoop(() => {
-      this.controls.update();
+  }
+
+  /** Draw once at the next display frame (several requests before it draw once). */
+  requestRender() {
+    if (this._frame) return;
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      // true while the orbit controls' damping is still moving the camera: keep drawing until it rests
+      const moving = this.controls.update();
       this.renderer.render(this.scene, this.camera);
+      if (moving) this.requestRender();
     });
   }
 
@@ -101,6 +114,7 @@ export class Viewer {
     this.renderer.setSize(w, h, false);
     this.camera.aspect = w / h;
     this.camera.updateProjectionMatrix();
+    this.requestRender();
   }
 
   /** Show a placeholder head for ``id`` (kept until ``loadAvatar``). */
@@ -138,6 +152,7 @@ export class Viewer {
     slot.label.position.set(0, height, 0);
     slot.group.add(slot.label);
     slot.name = name;
+    this.requestRender();
   }
 
   removeSlot(id) {
@@ -194,6 +209,7 @@ export class Viewer {
     const dir = this.camera.position.clone().sub(this.controls.target).normalize();
     this.controls.target.set(0, 0, 0);
     this.camera.position.copy(dir.multiplyScalar(distance));
+    this.requestRender();
   }
 
   /** Set one morph target by name on every mesh of slot ``id``. */
@@ -205,6 +221,7 @@ export class Viewer {
       if (k !== undefined) mesh.morphTargetInfluences[k] = value;
     }
     if (slot.placeholder && name === "jawOpen") slot.content.userData.mouth.scale.y = 0.15 + 1.2 * value;
+    this.requestRender();
   }
 
   /** Apply 52 weights (ARKit order, ``names``) to slot ``id``. */
@@ -213,6 +230,7 @@ export class Viewer {
     if (!slot) return;
     slot.lastNames = names;
     slot.lastWeights = Array.from(weights);
+    this.requestRender();
     if (slot.placeholder) {
       const k = names.indexOf("jawOpen");
       if (k >= 0) slot.content.userData.mouth.scale.y = 0.15 + 1.2 * weights[k];
@@ -235,6 +253,7 @@ export class Viewer {
     slot.lastRotation = Array.from(q);
     const rot = new THREE.Quaternion(q[0], q[1], q[2], q[3]).normalize();
     slot.head.quaternion.copy(slot.rest).multiply(rot);
+    this.requestRender();
   }
 
   morphNames(id) {
