@@ -37,8 +37,8 @@ def main() -> None:
     des, dls = [], []
     print(f"{'photo':<42} {'hair rgb':>16} {'L* photo':>9} {'L* render':>9} {'ΔE2000':>7}")
     for p in paths:
-        photo = load_photo(p)
-        result = run_pipeline(photo, stages)
+        result = run_pipeline(load_photo(p), stages)
+        photo = result.photo  # the face's landmarks are in this one's pixels (turned upright if needed)
         avatar = result.avatar
         if avatar.hair.is_empty:
             continue

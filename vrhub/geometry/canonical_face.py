@@ -55,6 +55,8 @@ EYE_RING_L: tuple[int, ...] = (
 EYE_RING_R: tuple[int, ...] = (
     33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
 )  # fmt: skip
+#: Cheek and nose landmarks, where a face shows plain skin (skin colour samples).
+SKIN_SAMPLE_LANDMARKS: tuple[int, ...] = (50, 280, 101, 330, 4, 195, 5, 205, 425, 36, 266)
 
 
 class CanonicalFaceMissing(FileNotFoundError):

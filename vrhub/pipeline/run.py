@@ -129,12 +129,17 @@ def call_stage(impl: StageImpl, *args: Any, time_limit: float | None = None) -> 
     return out
 
 
+def quarter_turns(roll: float) -> int:
+    """Quarter turns (``np.rot90``'s k, anticlockwise) that undo a head roll of ``roll`` degrees
+    (> 0: the face is turned anticlockwise in the image): 0 unless it is more than 45 degrees."""
+    return int(-round(float(roll) / 90.0)) % 4
+
+
 def upright_turns(face: FaceObservation) -> int:
-    """Quarter turns (``np.rot90``'s k, anticlockwise) that make the face upright: 0 unless the head
-    is rolled more than 45 degrees in the image (a sideways photo; mediapipe fits an upright face to
-    an upside-down one, so only a detector that reports a roll near 180 degrees gets it turned)."""
-    roll = float(face.yaw_pitch_roll[2])  # > 0: the face is turned anticlockwise in the image
-    return int(-round(roll / 90.0)) % 4
+    """Quarter turns that make the face upright: 0 unless the head is rolled more than 45 degrees
+    in the image (a sideways photo; mediapipe fits an upright face to an upside-down one, so only a
+    detector that reports a roll near 180 degrees gets it turned)."""
+    return quarter_turns(face.yaw_pitch_roll[2])
 
 
 def run_pipeline(

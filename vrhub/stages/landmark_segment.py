@@ -25,12 +25,11 @@ import cv2
 import numpy as np
 
 from vrhub import hookimpl
+from vrhub.geometry.canonical_face import SKIN_SAMPLE_LANDMARKS
 from vrhub.pipeline.types import FaceObservation, Photo, Segmentation
 
 #: face width in pixels at which the crop is analysed
 WORK_FACE_WIDTH = 110.0
-#: landmark indices of cheeks and nose used to sample skin colour
-SKIN_SAMPLE_LANDMARKS = (50, 280, 101, 330, 4, 195, 5, 205, 425, 36, 266)
 #: landmarks of the inner face (brows to chin) that is never hair
 INNER_FACE_LANDMARKS = (
     70, 63, 105, 66, 107, 336, 296, 334, 293, 300, 345, 352, 411, 427, 434, 430, 394, 379, 152,

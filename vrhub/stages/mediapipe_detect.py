@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 
 from vrhub import hookimpl
-from vrhub.geometry.canonical_face import load_canonical_face
-from vrhub.pipeline.run import PipelineError
+from vrhub.geometry.canonical_face import SKIN_SAMPLE_LANDMARKS, load_canonical_face
+from vrhub.pipeline.run import PipelineError, quarter_turns
 from vrhub.pipeline.types import FaceObservation, Photo
 
 MAX_FACES = 5
@@ -42,8 +42,8 @@ MAX_YAW_DEG = 45.0
 MIN_ABOVE_FOREHEAD = 0.2
 DARK_FACE = 0.15
 CLIPPED_FACE = 0.6
-#: Skin sample landmarks: cheeks, nose, forehead.
-SKIN_SAMPLES = (50, 280, 101, 330, 4, 195, 5, 205, 425, 36, 266, 151, 9, 108, 337)
+#: Skin sample landmarks: cheeks and nose, and the forehead.
+SKIN_SAMPLES = SKIN_SAMPLE_LANDMARKS + (151, 9, 108, 337)
 #: Iris centre landmarks: the subject's left eye (+X, image right when facing the camera), right eye.
 IRIS_LEFT, IRIS_RIGHT = 473, 468
 
@@ -283,7 +283,7 @@ def detect_face(photo: Photo) -> FaceObservation:
         )
     rot, _, _ = head_pose(lm)
     ypr = yaw_pitch_roll(rot)
-    if abs(ypr[2]) <= 45.0:  # a sideways face is turned upright by the pipeline and checked then
+    if quarter_turns(ypr[2]) == 0:  # a sideways face is turned upright by the pipeline and checked then
         warnings += photo_checks(rgb, lm)
     if abs(ypr[0]) > MAX_YAW_DEG:
         warnings.append(
