@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from browser_testing import artifact, chromium
-from conftest import ASTRONAUT, builtin_stages_present, needs_photos
+from conftest import ASTRONAUT, SHARED_DATA, builtin_stages_present, needs_photos
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -158,6 +158,44 @@ async def test_real_photo_becomes_an_avatar_in_the_viewer(hub_url: str) -> None:
         await page.wait_for_function("window.vrhub.viewer.slots.get('me').name === 'Eileen'")
         assert await page.evaluate(label_y) == pytest.approx(above_head)
         assert problems == []
+
+
+@needs_photos
+async def test_a_long_haired_avatar_and_its_name_tag_fit_in_a_wide_view(hub_url: str) -> None:
+    """On a wide, low canvas the frame used to fit the row's width only: a long-haired head's name
+    tag sat above the top edge. The whole head, from the tips of its hair to the top of its tag, must
+    project inside the canvas."""
+    long_hair = SHARED_DATA / "hair_pool" / "S000030.jpg"
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1600, "height": 760})
+        await page.goto(hub_url)
+        await page.wait_for_function("document.getElementById('status').textContent.includes('Welcome')")
+        await page.set_input_files("#photo", str(long_hair))
+        await page.click("#create")
+        await page.wait_for_function(
+            "document.getElementById('status').className.includes('ok')", timeout=240_000
+        )
+        await page.fill("#name", "Long Hair")
+        await page.fill("#room", "frame-room")
+        await page.click("#join")
+        await page.wait_for_function("window.vrhub.viewer.slots.get('me').name === 'Long Hair'")
+        await page.wait_for_timeout(300)
+        await page.screenshot(path=artifact("web_long_hair_framed.png"))
+        ndc = await page.evaluate(
+            """(() => {
+                const v = window.vrhub.viewer;
+                const s = v.slots.get('me');
+                const tag = s.label.getWorldPosition(s.label.position.clone());
+                tag.y += s.label.scale.y / 2;
+                const low = s.group.getWorldPosition(s.group.position.clone());
+                low.y += s.bottom;
+                return [tag.project(v.camera).y, low.project(v.camera).y, s.top - s.bottom];
+            })()"""
+        )
+        tag_top, head_bottom, height = ndc
+        assert height > 0.25, f"S000030's avatar is {height:.2f} m tall: not the long-haired case"
+        assert tag_top < 0.98, f"the name tag's top is at {tag_top:.2f} (canvas top is 1)"
+        assert head_bottom > -0.98, f"the head's lowest point is at {head_bottom:.2f} (canvas bottom is -1)"
 
 
 async def test_two_pages_in_one_room_see_each_other_and_receive_frames(short_idle_hub_url: str) -> None:

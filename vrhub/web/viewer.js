@@ -8,6 +8,8 @@ import { RoomEnvironment } from "three/addons/environments/RoomEnvironment.js";
 
 const SPACING = 0.32; // metres between heads in a room
 const SKIN = 0xd9a98c;
+const PLACEHOLDER_EXTENT = { top: 0.1, bottom: -0.1 }; // the placeholder head, metres about its centre
+const FRAME_MARGIN = 1.25;
 
 function nameSprite(text) {
   const canvas = document.createElement("canvas");
@@ -134,8 +136,10 @@ export class Viewer {
     this.scene.add(group);
     // lastNames/lastWeights/lastRotation: the newest frame, re-applied when the GLB replaces the
     // placeholder (a peer that sends no further frame would otherwise show a neutral face)
+    // top/bottom: the content's vertical extent about the slot origin (metres), for framing
     slot = {
       group, content, meshes: [], head: content, rest: new THREE.Quaternion(), label, placeholder: true, name,
+      top: PLACEHOLDER_EXTENT.top, bottom: PLACEHOLDER_EXTENT.bottom,
       lastNames: null, lastWeights: null, lastRotation: null,
     };
     this.slots.set(id, slot);
@@ -152,7 +156,7 @@ export class Viewer {
     slot.label.position.set(0, height, 0);
     slot.group.add(slot.label);
     slot.name = name;
-    this.requestRender();
+    this.layout(); // a label shown for the first time may need a wider frame
   }
 
   removeSlot(id) {
@@ -188,7 +192,9 @@ export class Viewer {
     slot.head = head || root;
     slot.rest = slot.head.quaternion.clone();
     slot.placeholder = false;
-    slot.label.position.set(0, box.max.y - centre.y + 0.03, 0);
+    slot.top = box.max.y - centre.y;
+    slot.bottom = box.min.y - centre.y;
+    slot.label.position.set(0, slot.top + 0.03, 0);
     if (slot.lastWeights) this.setWeights(id, slot.lastNames, slot.lastWeights);
     if (slot.lastRotation) this.setHeadRotation(id, slot.lastRotation);
     this.layout();
@@ -197,18 +203,31 @@ export class Viewer {
     return names;
   }
 
-  /** Arrange the slots in a row, "me" in the middle when alone. */
+  /**
+   * Arrange the slots in a row, "me" in the middle when alone, and frame them: the camera backs off
+   * until the row fits across the canvas and the tallest head, from its lowest point to the top of
+   * its name tag, fits from top to bottom (long hair on a wide canvas used to push the tag off the top).
+   */
   layout() {
     const ids = [...this.slots.keys()];
     const n = ids.length;
+    let top = PLACEHOLDER_EXTENT.top;
+    let bottom = PLACEHOLDER_EXTENT.bottom;
     ids.forEach((id, i) => {
-      this.slots.get(id).group.position.set((i - (n - 1) / 2) * SPACING, 0, 0);
+      const slot = this.slots.get(id);
+      slot.group.position.set((i - (n - 1) / 2) * SPACING, 0, 0);
+      top = Math.max(top, slot.top, slot.label.visible ? slot.label.position.y + slot.label.scale.y / 2 : -Infinity);
+      bottom = Math.min(bottom, slot.bottom);
     });
+    const tanHalf = Math.tan(THREE.MathUtils.degToRad(this.camera.fov / 2));
     const width = Math.max(1, n) * SPACING;
-    const distance = Math.max(0.75, (width / 2 + 0.1) / Math.tan(THREE.MathUtils.degToRad(this.camera.fov / 2)) / this.camera.aspect);
+    const across = (width / 2 + 0.1) / tanHalf / this.camera.aspect;
+    // FRAME_MARGIN: a head's front is nearer the camera than the target, so it looks bigger
+    const upDown = ((top - bottom) / 2) * FRAME_MARGIN / tanHalf;
+    const distance = Math.max(0.75, across, upDown);
     const dir = this.camera.position.clone().sub(this.controls.target).normalize();
-    this.controls.target.set(0, 0, 0);
-    this.camera.position.copy(dir.multiplyScalar(distance));
+    this.controls.target.set(0, (top + bottom) / 2, 0);
+    this.camera.position.copy(dir.multiplyScalar(distance).add(this.controls.target));
     this.requestRender();
   }
 
