@@ -57,6 +57,24 @@ def _inside(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return hit.sum(1) % 2 == 1
 
 
+def _inside_the_mouth(head: HeadModel) -> dict[str, float]:
+    """Share of the teeth's and tongue's vertices inside the mouth pocket (the cavity's triangles
+    closed by a fan over the inner lip ring)."""
+    from vrhub.geometry.canonical_face import MOUTH_RING
+
+    v, t = head.vertices, head.triangles
+    ring = np.asarray(MOUTH_RING)
+    cavity = set(head.regions["mouth_cavity"].tolist()) | set(ring.tolist())
+    pocket = t[np.isin(t, list(cavity)).all(1)].astype(np.int64)
+    verts = np.concatenate([v.astype(float), v[ring].mean(0, keepdims=True).astype(float)])
+    fan = np.stack([ring, np.roll(ring, -1), np.full(len(ring), len(v))], 1)
+    closed = verts[np.concatenate([pocket, fan])]
+    return {
+        name: float(_inside(v[head.regions[name]].astype(float), closed).mean())
+        for name in ("teeth_upper", "teeth_lower", "tongue")
+    }
+
+
 def _no_segmentation(photo: Photo) -> Segmentation:
     z = np.zeros(photo.pixels.shape[:2], np.float32)
     return Segmentation(hair=z, skin=z + 1, body=z, background=z)
@@ -99,7 +117,7 @@ def test_every_shared_photo_gives_a_closed_metric_textured_head(path: Path):
     assert head.expression_removed.shape == (52,)
     # inner parts stay inside: each eyeball is enclosed by its lids and socket (every ring and
     # socket vertex outside the ball), teeth and tongue sit behind the lips
-    from vrhub.geometry.canonical_face import EYE_RING_L, EYE_RING_R, MOUTH_RING
+    from vrhub.geometry.canonical_face import EYE_RING_L, EYE_RING_R
 
     for side, ring in (("L", EYE_RING_L), ("R", EYE_RING_R)):
         ball = v[head.regions[f"eyeball_{side}"]].astype(float)
@@ -107,15 +125,8 @@ def test_every_shared_photo_gives_a_closed_metric_textured_head(path: Path):
         radius = np.linalg.norm(ball - centre, axis=1).mean()
         around = np.concatenate([v[list(ring)], v[head.regions[f"eye_socket_{side}"]]]).astype(float)
         assert np.linalg.norm(around - centre, axis=1).min() > radius
-    # the mouth pocket = cavity triangles closed by a fan over the lip ring
-    ring = np.asarray(MOUTH_RING)
-    cavity = set(head.regions["mouth_cavity"].tolist()) | set(ring.tolist())
-    pocket = t[np.isin(t, list(cavity)).all(1)].astype(np.int64)
-    verts = np.concatenate([v.astype(float), v[ring].mean(0, keepdims=True).astype(float)])
-    fan = np.stack([ring, np.roll(ring, -1), np.full(len(ring), len(v))], 1)
-    closed = verts[np.concatenate([pocket, fan])]
-    for name in ("teeth_upper", "teeth_lower", "tongue"):
-        assert _inside(v[head.regions[name]].astype(float), closed).all(), name
+    for name, inside in _inside_the_mouth(head).items():
+        assert inside == 1.0, name
     q = head.quality
     assert {"yaw", "pitch", "roll", "warnings", "expression_removed", "glasses_score", "occluded"} <= set(q)
     if path.name.startswith("grid_"):  # 360x288 video stills: the detector's warning is reported too
@@ -161,6 +172,42 @@ def test_a_smiles_teeth_are_not_painted_on_the_neutral_lips(name: str):
     lum = px.mean(1)
     teeth = (lum > 1.1 * np.mean(head.skin_tone)) & (np.ptp(px, axis=1) < 0.35 * lum)
     assert teeth.mean() <= 0.02, teeth.mean()
+
+
+@needs_photos
+@pytest.mark.parametrize(
+    "rel",
+    ["hair/congress_A000368.jpg", "hair/congress_B001270.jpg", "faces/skimage_astronaut_eileen_collins.png"],
+)
+def test_a_broad_smile_leaves_nearly_closed_neutral_lips(rel: str):
+    """Broad smiles with the teeth showing: the neutral head's inner lips are at most 1.2x the
+    canonical face's opening apart, scaled by the eye distance (measured 1.00 / 0.76 / 0.83; they were
+    2.06 / 2.10 / 1.80, a grin with the teeth showing at rest, before mouthUpperUp was removed and a
+    clear expression was removed in full rather than less the dead zone)."""
+    from vrhub.geometry.canonical_face import load_canonical_face
+    from vrhub.stages.landmark_head import LOWER_LIP, UPPER_LIP
+
+    _, head = _build(SHARED / "data" / rel, size=256)
+    canonical = load_canonical_face().vertices
+    up, lo = list(UPPER_LIP), list(LOWER_LIP)
+    v = head.vertices[:468].astype(np.float64)
+    scale = np.linalg.norm(v[33] - v[263]) / np.linalg.norm(canonical[33] - canonical[263])
+    opening = float(np.mean(v[up, 1] - v[lo, 1]) / scale)
+    assert opening <= 1.2 * float(np.mean(canonical[up, 1] - canonical[lo, 1])), opening
+    # the smile was found and reported as removed
+    assert head.expression_removed[ARKIT_BLENDSHAPES.index("mouthSmileLeft")] > 0.5
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "hair_pool").is_dir(), reason="../shared/data is not present")
+@pytest.mark.parametrize("name", ["M001185.jpg", "R000515.jpg", "U000039.jpg", "Y000062.jpg"])
+def test_teeth_and_tongue_stay_in_the_mouth_whatever_the_lips_shape(name: str):
+    """Pool portraits whose neutral inner-lip ring is wavy and nearly closed: the cavity's walls
+    used to leave each lip point by its own direction from the ring's centre, so an upper-lip point
+    below that centre sent its wall down through the lower lip's and the teeth and tongue poked out
+    (21 of 172 shared and pool portraits, 36 once broad smiles were removed in full; these four
+    kept 0-62 % of the upper teeth inside). Every vertex of the teeth and tongue is inside the pocket."""
+    _, head = _build(SHARED / "data" / "hair_pool" / name, size=256)
+    assert _inside_the_mouth(head) == {"teeth_upper": 1.0, "teeth_lower": 1.0, "tongue": 1.0}
 
 
 @needs_photos

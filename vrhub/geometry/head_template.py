@@ -367,18 +367,26 @@ def _uv_sphere(segments: int, stacks: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pocket(
-    ring_pts: np.ndarray, centre: np.ndarray, axes: np.ndarray, n_rings: int, front_angle: float
+    ring_pts: np.ndarray,
+    centre: np.ndarray,
+    axes: np.ndarray,
+    n_rings: int,
+    front_angle: float,
+    azimuths: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A bag behind a closed ring of skin points, closed at the back.
 
     ring_pts : (r, 3) the opening (stays the skin's own vertices). The bag's rings move each ring
-    point around the ellipsoid (centre, axes) from ``front_angle`` (radians from +Z) to the back.
+    point around the ellipsoid (centre, axes) from ``front_angle`` (radians from +Z) to the back,
+    at its azimuth about the centre, or at ``azimuths`` (r,) where given (a fitted ring keeps the
+    template ring's, so a wavy, nearly closed ring cannot send an upper-lip point's wall down
+    through the lower lip's).
     Returns new vertices ((n_rings-1)*r + 1, 3) — rings 1..n_rings-1 and the back apex — and the
     triangles in local indices where 0..r-1 are the ring points and r.. the new vertices.
     """
     r = len(ring_pts)
     rel = (ring_pts - centre) / axes
-    azim = np.arctan2(rel[:, 1], rel[:, 0])
+    azim = np.arctan2(rel[:, 1], rel[:, 0]) if azimuths is None else np.asarray(azimuths, np.float64)
     theta0 = np.arccos(np.clip(_unit(rel)[:, 2], -1, 1))
     new = []
     for k in range(1, n_rings):
@@ -447,7 +455,9 @@ TONGUE_AXES = np.array([1.1, 0.38, 1.4])
 SOCKET_MARGIN = 0.15
 
 
-def _mouth_parts(lip_ring: np.ndarray, axes_scale: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _mouth_parts(
+    lip_ring: np.ndarray, axes_scale: np.ndarray, azimuths: np.ndarray | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Cavity (new vertices only, local triangles over ring + new), teeth and tongue for a lip ring.
 
     lip_ring : (20, 3) the inner lip landmarks; axes_scale : (3,) scale of the cavity ellipsoid
@@ -457,7 +467,9 @@ def _mouth_parts(lip_ring: np.ndarray, axes_scale: np.ndarray) -> dict[str, tupl
     axes = CAVITY_AXES * axes_scale
     centre = lip_ring.mean(0) - np.array([0.0, 0.0, axes[2]])
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    parts["mouth_cavity"] = _pocket(lip_ring, centre, axes, CAVITY_RINGS, front_angle=np.radians(35))
+    parts["mouth_cavity"] = _pocket(
+        lip_ring, centre, axes, CAVITY_RINGS, front_angle=np.radians(35), azimuths=azimuths
+    )
     for name, upper in (("teeth_upper", True), ("teeth_lower", False)):
         parts[name] = _teeth_arch(centre, upper, axes)
     unit, tt = _uv_sphere(12, 8)
@@ -730,7 +742,9 @@ def fit_head_template(
     canonical_lips = v0[np.asarray(MOUTH_RING)]
     mouth_scale = np.clip(np.ptp(lips, axis=0) / np.maximum(np.ptp(canonical_lips, axis=0), 1e-6), 0.7, 1.4)
     mouth_scale = np.array([mouth_scale[0], scale[1], scale[2]])
-    for name, (verts, _) in _mouth_parts(lips, mouth_scale).items():
+    rel = canonical_lips - (canonical_lips.mean(0) - np.array([0.0, 0.0, CAVITY_AXES[2]]))
+    azimuths = np.arctan2(rel[:, 1] / CAVITY_AXES[1], rel[:, 0] / CAVITY_AXES[0])  # as build_head_template's
+    for name, (verts, _) in _mouth_parts(lips, mouth_scale, azimuths).items():
         if not name.startswith("_"):
             out[template.regions[name]] = verts
     return FittedHead(vertices=out, scale=scale)
