@@ -198,12 +198,9 @@ def segment_regions(
     outside_oval_above_jaw = is_person & ~oval_mask & ~below_jaw
     gc[outside_oval_above_jaw & not_skin] = cv2.GC_PR_FGD
     gc[oval_mask & above_brow & not_skin & is_person] = cv2.GC_PR_FGD
-    # long hair hangs below the jaw only inside an envelope beside the neck; clothes fill the rest
+    # long hair hangs below the jaw only inside an envelope beside the neck (left probable
+    # background there for GrabCut to decide); clothes fill the rest
     envelope = (np.abs(xs - chin[0]) < 1.05 * face_w) & (ys < chin[1] + 1.3 * face_h)
-    beside_neck = (
-        below_jaw & envelope & (np.abs(xs - chin[0]) > 0.4 * face_w) & (ys < chin[1] + 0.25 * face_h)
-    )
-    gc[is_person & beside_neck & not_skin & (skin_like < 0.01)] = cv2.GC_PR_BGD
     cap = (person > 0.8) & (ys < top_y + 0.05 * face_h) & ~oval_mask & (skin_like < 0.05)
     cap |= (person > 0.8) & oval_mask & (ys < top_y + 0.12 * face_h) & (skin_like < 0.02)
     gc[cap] = cv2.GC_FGD
