@@ -210,8 +210,8 @@ def neutralise_expression(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, s
     :data:`TALKING_DEAD_ZONE` for the :data:`TALKING_SHAPES`) are taken as identity, and the rest are
     subtracted: in full from 2z up, ramping from 0 at z to 2z at 2z. (Subtracting z from every
     weight instead left z of every clear expression in the neutral face: 0.12 of a broad smile.)
-    Returns (points, weights (52,) float32 removed, method). Needs :mod:`vrhub.geometry.blendshapes`; without it nothing is removed and the method
-    says so.
+    Returns (points, weights (52,) float32 removed, method). Needs
+    :mod:`vrhub.geometry.blendshapes`; without it nothing is removed and the method says so.
     """
     basis = _canonical_basis()
     if basis is None:
