@@ -366,6 +366,12 @@ def _uv_sphere(segments: int, stacks: int) -> tuple[np.ndarray, np.ndarray]:
     return verts, _orient(t, verts, np.zeros(3), outward=True)
 
 
+def _azimuths(ring_pts: np.ndarray, centre: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Each ring point's azimuth (radians, about +Z) round ``centre`` on the ellipsoid ``axes``."""
+    rel = (ring_pts - centre) / axes
+    return np.arctan2(rel[:, 1], rel[:, 0])
+
+
 def _pocket(
     ring_pts: np.ndarray,
     centre: np.ndarray,
@@ -386,7 +392,7 @@ def _pocket(
     """
     r = len(ring_pts)
     rel = (ring_pts - centre) / axes
-    azim = np.arctan2(rel[:, 1], rel[:, 0]) if azimuths is None else np.asarray(azimuths, np.float64)
+    azim = _azimuths(ring_pts, centre, axes) if azimuths is None else np.asarray(azimuths, np.float64)
     theta0 = np.arccos(np.clip(_unit(rel)[:, 2], -1, 1))
     new = []
     for k in range(1, n_rings):
@@ -455,17 +461,27 @@ TONGUE_AXES = np.array([1.1, 0.38, 1.4])
 SOCKET_MARGIN = 0.15
 
 
+def _cavity_centre(lip_ring: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """The mouth cavity ellipsoid's centre: its front touches the lip ring's mean."""
+    return lip_ring.mean(0) - np.array([0.0, 0.0, axes[2]])
+
+
 def _mouth_parts(
-    lip_ring: np.ndarray, axes_scale: np.ndarray, azimuths: np.ndarray | None = None
+    lip_ring: np.ndarray, axes_scale: np.ndarray, template_ring: np.ndarray | None = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Cavity (new vertices only, local triangles over ring + new), teeth and tongue for a lip ring.
 
     lip_ring : (20, 3) the inner lip landmarks; axes_scale : (3,) scale of the cavity ellipsoid
-    (and everything in it) relative to the canonical sizes. Returns name -> (vertices, triangles)
-    with the cavity's triangles indexing [ring, new vertices] and the others their own vertices.
+    (and everything in it) relative to the canonical sizes; template_ring : (20, 3) the template's
+    own lip ring, whose azimuths the cavity's walls keep (see :func:`_pocket`), or None to use
+    ``lip_ring``'s. Returns name -> (vertices, triangles) with the cavity's triangles indexing
+    [ring, new vertices] and the others their own vertices.
     """
     axes = CAVITY_AXES * axes_scale
-    centre = lip_ring.mean(0) - np.array([0.0, 0.0, axes[2]])
+    centre = _cavity_centre(lip_ring, axes)
+    azimuths = None
+    if template_ring is not None:
+        azimuths = _azimuths(template_ring, _cavity_centre(template_ring, CAVITY_AXES), CAVITY_AXES)
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     parts["mouth_cavity"] = _pocket(
         lip_ring, centre, axes, CAVITY_RINGS, front_angle=np.radians(35), azimuths=azimuths
@@ -742,9 +758,7 @@ def fit_head_template(
     canonical_lips = v0[np.asarray(MOUTH_RING)]
     mouth_scale = np.clip(np.ptp(lips, axis=0) / np.maximum(np.ptp(canonical_lips, axis=0), 1e-6), 0.7, 1.4)
     mouth_scale = np.array([mouth_scale[0], scale[1], scale[2]])
-    rel = canonical_lips - (canonical_lips.mean(0) - np.array([0.0, 0.0, CAVITY_AXES[2]]))
-    azimuths = np.arctan2(rel[:, 1] / CAVITY_AXES[1], rel[:, 0] / CAVITY_AXES[0])  # as build_head_template's
-    for name, (verts, _) in _mouth_parts(lips, mouth_scale, azimuths).items():
+    for name, (verts, _) in _mouth_parts(lips, mouth_scale, template_ring=canonical_lips).items():
         if not name.startswith("_"):
             out[template.regions[name]] = verts
     return FittedHead(vertices=out, scale=scale)
