@@ -55,8 +55,8 @@ def pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int16)
 
 
-async def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+async def open_page(browser: Any, url: str, width: int = 1280, height: int = 900) -> tuple[Any, list[str]]:
+    page = await browser.new_page(viewport={"width": width, "height": height})
     problems: list[str] = []
     page.on(
         "console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None
@@ -167,9 +167,7 @@ async def test_a_long_haired_avatar_and_its_name_tag_fit_in_a_wide_view(hub_url:
     project inside the canvas."""
     long_hair = SHARED_DATA / "hair_pool" / "S000030.jpg"
     async with chromium() as browser:
-        page = await browser.new_page(viewport={"width": 1600, "height": 760})
-        await page.goto(hub_url)
-        await page.wait_for_function("document.getElementById('status').textContent.includes('Welcome')")
+        page, problems = await open_page(browser, hub_url, width=1600, height=760)
         await page.set_input_files("#photo", str(long_hair))
         await page.click("#create")
         await page.wait_for_function(
@@ -196,6 +194,7 @@ async def test_a_long_haired_avatar_and_its_name_tag_fit_in_a_wide_view(hub_url:
         assert height > 0.25, f"S000030's avatar is {height:.2f} m tall: not the long-haired case"
         assert tag_top < 0.98, f"the name tag's top is at {tag_top:.2f} (canvas top is 1)"
         assert head_bottom > -0.98, f"the head's lowest point is at {head_bottom:.2f} (canvas bottom is -1)"
+        assert problems == []
 
 
 async def test_two_pages_in_one_room_see_each_other_and_receive_frames(short_idle_hub_url: str) -> None:
