@@ -14,12 +14,12 @@ _spec = importlib.util.spec_from_file_location("annotate_hair", ROOT / "scripts"
 annotate_hair = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(annotate_hair)
 
-#: measured 0.683 mean IoU over the 18 shared photos with hair, 0.781 against the second annotator's
-#: outlines of the same photos and 0.726 over the 25 pool portraits (see the hair report); the floors
+#: measured 0.693 mean IoU over the 18 shared photos with hair, 0.798 against the second annotator's
+#: outlines of the same photos and 0.763 over the 25 pool portraits (see the hair report); the floors
 #: sit a little under them so a regression fails
-MEAN_IOU_FLOOR = 0.65
-SECOND_MEAN_IOU_FLOOR = 0.75
-POOL_MEAN_IOU_FLOOR = 0.69
+MEAN_IOU_FLOOR = 0.67
+SECOND_MEAN_IOU_FLOOR = 0.77
+POOL_MEAN_IOU_FLOOR = 0.735
 PHOTO_IOU_FLOOR = 0.28
 
 
@@ -75,6 +75,39 @@ def test_hair_mask_matches_the_other_annotations(polygons, source, count, floor)
     ious = _stage_ious(annotate_hair.load_polygons(getattr(annotate_hair, source)))
     assert len(ious) == count
     assert np.mean(list(ious.values())) >= floor, ious
+
+
+def _below_chin_overlap(sources: tuple[str, ...]) -> tuple[float, float, int]:
+    """Recall and precision of the stage's hair below the chin (landmark 152), pooled over the
+    photos whose outlines hold at least 3000 hair pixels there (long hair). Returns (recall,
+    precision, photos)."""
+    inter = truth_px = pred_px = photos = 0
+    for source in sources:
+        for rel, polys in annotate_hair.load_polygons(getattr(annotate_hair, source)).items():
+            if not polys:
+                continue
+            photo, face, seg = observed(rel)
+            below = np.zeros((photo.height, photo.width), bool)
+            below[int(face.landmarks[152, 1]) :] = True
+            truth = annotate_hair.rasterise(polys, (photo.width, photo.height)) & below
+            if truth.sum() < 3000:
+                continue
+            pred = (seg.hair > 0.5) & below
+            inter += int((truth & pred).sum())
+            truth_px += int(truth.sum())
+            pred_px += int(pred.sum())
+            photos += 1
+    return inter / truth_px, inter / max(pred_px, 1), photos
+
+
+@pytest.mark.slow
+def test_long_hair_is_followed_below_the_jaw(polygons):
+    """Hair that hangs below the chin is found there, not cut at the jaw where it meets a dark top
+    (measured over 13 outlines: 0.67 of the outlined hair below the chin is found, precision 0.76;
+    GrabCut alone found 0.41 of it, precision 0.74)."""
+    recall, precision, photos = _below_chin_overlap(("POLYGONS", "POOL", "SECOND"))
+    assert photos >= 10
+    assert recall >= 0.6 and precision >= 0.7, (recall, precision)
 
 
 def test_two_annotators_outlined_the_same_photos(polygons):
