@@ -153,6 +153,10 @@ def _grabcut(bgr: np.ndarray, labels: np.ndarray, iterations: int) -> None:
         pass
 
 
+#: at most this many pixels train each colour mixture (every k-th sample is taken)
+GMM_MAX_SAMPLES = 800
+
+
 def _gmm_log_likelihood(samples: np.ndarray, pixels: np.ndarray, components: int = 3) -> np.ndarray:
     """Log-likelihood of ``pixels`` under a Gaussian mixture fitted to ``samples`` (OpenCV EM, seeded
     so a photo always gives the same result).
@@ -160,6 +164,7 @@ def _gmm_log_likelihood(samples: np.ndarray, pixels: np.ndarray, components: int
     samples : (k, 3) and pixels : (n, 3) float Lab. Each component's covariance gets a floor of 4 (2
     Lab units of spread) so a nearly flat colour region does not give a needle-sharp model.
     Returns (n,) float64."""
+    samples = samples[:: -(-len(samples) // GMM_MAX_SAMPLES)]  # EM's time grows with the samples
     components = max(1, min(components, len(samples) // 30))
     em = cv2.ml.EM_create()
     em.setClustersNumber(components)
