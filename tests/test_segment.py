@@ -14,12 +14,12 @@ _spec = importlib.util.spec_from_file_location("annotate_hair", ROOT / "scripts"
 annotate_hair = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(annotate_hair)
 
-#: measured 0.693 mean IoU over the 18 shared photos with hair, 0.798 against the second annotator's
-#: outlines of the same photos and 0.764 over the 25 pool portraits (see the hair report); the floors
+#: measured 0.702 mean IoU over the 18 shared photos with hair, 0.813 against the second annotator's
+#: outlines of the same photos and 0.781 over the 25 pool portraits (see the hair report); the floors
 #: sit a little under them so a regression fails
-MEAN_IOU_FLOOR = 0.67
-SECOND_MEAN_IOU_FLOOR = 0.77
-POOL_MEAN_IOU_FLOOR = 0.735
+MEAN_IOU_FLOOR = 0.68
+SECOND_MEAN_IOU_FLOOR = 0.79
+POOL_MEAN_IOU_FLOOR = 0.76
 PHOTO_IOU_FLOOR = 0.28
 
 
@@ -77,27 +77,44 @@ def test_hair_mask_matches_the_other_annotations(polygons, source, count, floor)
     assert np.mean(list(ious.values())) >= floor, ious
 
 
-def _below_chin_overlap(sources: tuple[str, ...]) -> tuple[float, float, int]:
-    """Recall and precision of the stage's hair below the chin (landmark 152), pooled over the
-    photos whose outlines hold at least 3000 hair pixels there (long hair). Returns (recall,
-    precision, photos)."""
-    inter = truth_px = pred_px = photos = 0
+def _overlap_in(region, sources: tuple[str, ...], min_truth: int) -> tuple[float, float, int]:
+    """Recall and precision of the stage's hair inside ``region(photo, face)`` ((h, w) bool), pooled
+    over the outlines (of the named sets) that hold at least ``min_truth`` hair pixels there.
+    Returns (recall, precision, outlines)."""
+    inter = truth_px = pred_px = outlines = 0
     for source in sources:
         for rel, polys in annotate_hair.load_polygons(getattr(annotate_hair, source)).items():
             if not polys:
                 continue
             photo, face, seg = observed(rel)
-            below = np.zeros((photo.height, photo.width), bool)
-            below[int(face.landmarks[152, 1]) :] = True
-            truth = annotate_hair.rasterise(polys, (photo.width, photo.height)) & below
-            if truth.sum() < 3000:
+            inside = region(photo, face)
+            truth = annotate_hair.rasterise(polys, (photo.width, photo.height)) & inside
+            if truth.sum() < min_truth:
                 continue
-            pred = (seg.hair > 0.5) & below
+            pred = (seg.hair > 0.5) & inside
             inter += int((truth & pred).sum())
             truth_px += int(truth.sum())
             pred_px += int(pred.sum())
-            photos += 1
-    return inter / truth_px, inter / max(pred_px, 1), photos
+            outlines += 1
+    return inter / truth_px, inter / max(pred_px, 1), outlines
+
+
+def _below_chin(photo, face) -> np.ndarray:
+    below = np.zeros((photo.height, photo.width), bool)
+    below[int(face.landmarks[152, 1]) :] = True
+    return below
+
+
+def _temples(photo, face) -> np.ndarray:
+    """Beside the face oval (within 0.9 face widths of its middle), from its top down to the eyes."""
+    from vrhub.stages.landmark_segment import face_oval_order
+
+    oval = face.landmarks[face_oval_order(), :2]
+    width = float(np.ptp(oval[:, 0]))
+    ys, xs = np.mgrid[0 : photo.height, 0 : photo.width]
+    eye_y = float(face.landmarks[[33, 263], 1].mean())
+    band = (np.abs(xs - oval[:, 0].mean()) < 0.9 * width) & (ys > oval[:, 1].min()) & (ys < eye_y)
+    return band & ~annotate_hair.rasterise([oval], (photo.width, photo.height))
 
 
 @pytest.mark.slow
@@ -105,9 +122,19 @@ def test_long_hair_is_followed_below_the_jaw(polygons):
     """Hair that hangs below the chin is found there, not cut at the jaw where it meets a dark top
     (measured over 13 outlines: 0.67 of the outlined hair below the chin is found, precision 0.76;
     GrabCut alone found 0.41 of it, precision 0.74)."""
-    recall, precision, photos = _below_chin_overlap(("POLYGONS", "POOL", "SECOND"))
-    assert photos >= 10
+    recall, precision, outlines = _overlap_in(_below_chin, ("POLYGONS", "POOL", "SECOND"), 3000)
+    assert outlines >= 10
     assert recall >= 0.6 and precision >= 0.7, (recall, precision)
+
+
+@pytest.mark.slow
+def test_short_hair_at_the_temples_is_found(polygons):
+    """The strip of hair beside the face between the forehead and the eyes (grey hair against the
+    backdrop, short dark hair beside dark skin) is hair (measured over the 61 outlines with hair
+    there: 0.90 of it is found, precision 0.89; GrabCut alone found 0.83, precision 0.92)."""
+    recall, precision, outlines = _overlap_in(_temples, ("POLYGONS", "POOL", "SECOND"), 200)
+    assert outlines >= 40
+    assert recall >= 0.88 and precision >= 0.85, (recall, precision)
 
 
 def test_two_annotators_outlined_the_same_photos(polygons):

@@ -11,7 +11,9 @@ Method (all soft masks, float32 in [0, 1], summing to 1 per pixel):
 4. **Hair**: person minus face skin minus body, refined by GrabCut whose seeds come from the masks
    above: sure hair = non-skin-coloured person pixels in the cap above the face oval; sure not-hair =
    background, the inner face, the neck column under the chin; probable labels elsewhere.
-   GrabCut's random state is reset first, so a photo always gives the same mask.
+   GrabCut's random state is reset first, so a photo always gives the same mask. At the temples
+   (beside the face, forehead top to eyes) person pixels that are clearly not skin are hair whatever
+   GrabCut says.
 5. **Long hair** below the jaw (``hanging_hair``): followed down from the hair GrabCut found beside
    the cheeks, where a colour model of that hair explains a pixel better than one of the clothes.
 
@@ -310,6 +312,14 @@ def segment_regions(
         _grabcut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, grabcut_iterations)
         hair_hard = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & (person > 0.35)
         eye_y = float(np.mean(lm[[33, 263], 1]))
+        # the temples: beside the face from the forehead top down to the eyes, person pixels the
+        # selfie model is sure of and the skin model does not claim are hair. GrabCut often gave
+        # this thin strip to the backdrop or the face (grey or light hair against a blue-grey
+        # backdrop, short dark hair beside dark skin), and the face oval stops where it starts
+        temples = (
+            ~oval_mask & (np.abs(xs - float(oval[:, 0].mean())) < 0.9 * face_w) & (ys > top_y) & (ys < eye_y)
+        )
+        hair_hard |= temples & not_skin & (person > 0.9)
         hair_hard |= hanging_hair(
             lab, hair_hard, person, skin_like, oval_mask, below_jaw, envelope, chin, eye_y, face_w, face_h
         )
