@@ -189,3 +189,63 @@ def test_the_same_photo_always_gives_the_same_hair_mask():
         masks.append(landmark_segment(photo, face).hair)
     for m in masks[1:]:
         np.testing.assert_array_equal(m, masks[0])
+
+
+def _synthetic_long_hair() -> dict:
+    """A 200 x 200 scene for ``hanging_hair``: a face oval in the middle, dark-brown hair found
+    beside the cheeks (rows 60-100), the same brown hanging below the jaw (rows 100-170) at the
+    sides, and a grey jacket under the neck and out at the shoulders."""
+    h = w = 200
+    ys, xs = np.mgrid[0:h, 0:w]
+    lab = np.zeros((h, w, 3), np.float32)
+    lab[..., 0] = 55.0  # grey jacket
+    rng = np.random.default_rng(0)
+    strand = (np.abs(xs - 100) >= 35) & (np.abs(xs - 100) < 60)
+    lab[strand] = (25.0, 8.0, 12.0)  # brown hair
+    lab += rng.normal(0.0, 1.5, lab.shape).astype(np.float32)
+    oval = ((xs - 100) / 30.0) ** 2 + ((ys - 70) / 40.0) ** 2 <= 1.0
+    hair = strand & (ys >= 40) & (ys < 100)
+    return {
+        "lab": lab,
+        "hair": hair,
+        "person": np.ones((h, w), np.float32),
+        "skin_like": np.where(oval, 0.9, 0.0).astype(np.float32),
+        "oval_mask": oval,
+        "below_jaw": ys >= 100,
+        "envelope": (np.abs(xs - 100) < 95) & (ys < 190),
+        "chin": np.array([100.0, 110.0]),
+        "eye_y": 60.0,
+        "face_w": 60.0,
+        "face_h": 80.0,
+    }
+
+
+def test_hanging_hair_follows_hair_down_and_leaves_the_jacket():
+    from vrhub.stages.landmark_segment import hanging_hair
+
+    scene = _synthetic_long_hair()
+    added = hanging_hair(**scene)
+    ys, xs = np.mgrid[0:200, 0:200]
+    below = (ys >= 100) & (ys < 170)
+    strand = (np.abs(xs - 100) >= 38) & (np.abs(xs - 100) < 57) & below
+    jacket = (np.abs(xs - 100) >= 65) & below
+    assert added[strand].mean() > 0.9
+    assert added[jacket].mean() < 0.05
+
+
+def test_hanging_hair_adds_nothing_without_hair_beside_the_cheeks():
+    from vrhub.stages.landmark_segment import hanging_hair
+
+    scene = _synthetic_long_hair()
+    scene["hair"] = scene["hair"] & (np.mgrid[0:200, 0:200][0] < 60)  # only above the eyes
+    assert not hanging_hair(**scene).any()
+
+
+def test_colour_mixture_of_one_flat_colour_stays_finite():
+    from vrhub.stages.landmark_segment import _gmm_log_likelihood
+
+    samples = np.full((500, 3), 50.0, np.float32)
+    pixels = np.random.default_rng(1).normal(50.0, 5.0, (100, 3))
+    loglik = _gmm_log_likelihood(samples, pixels)
+    assert loglik.shape == (100,) and np.isfinite(loglik).all()
+    assert loglik[np.argmin(np.abs(pixels - 50.0).sum(axis=1))] > loglik.min()
