@@ -202,12 +202,13 @@ def hanging_hair(
     (backdrop, face, neck and clothes together), so long hair over a dark top was cut at the jaw
     (S000030, D000622, B000911's lower curls). Here a hair colour model is fitted to the hair GrabCut
     found beside the face below the eyes and a clothes model to the body below the chin, in the
-    middle (under the neck) and out at the shoulders beyond the hair's reach; a person pixel below
-    the jaw inside ``envelope`` (beside the neck, not under it, not skin-coloured) is hair where the hair model
-    explains it better (log-likelihood ratio, smoothed over 2 px, above 0) and it connects to the hair
-    beside the face. Both models come from the same photo, so a change of exposure or a colour cast
-    moves them together. Without hair beside the cheeks (short hair) nothing is added: over the 596
-    pool portraits 5 of 511 short-haired ones gain more than 1 % of the face box, and 4 of 6 long.
+    middle (under the neck) and out at the shoulders beyond the hair's reach. A person pixel below
+    the jaw inside ``envelope`` (beside the neck, not under it, not skin-coloured) is hair where the
+    hair model explains it better (log-likelihood ratio, smoothed over 2 px, above 0) and it connects
+    to the hair beside the face. Both models come from the same photo, so a change of exposure or a
+    colour cast moves them together. Without hair beside the cheeks (short hair) nothing is added:
+    over the 596 pool portraits 5 of 511 short-haired ones gain more than 1 % of the face box, and 4
+    of 6 long-haired ones do.
 
     All masks (h, w) bool except lab (h, w, 3) float32, person and skin_like (h, w) float32; chin is
     landmark 152 (x, y). Returns (h, w) bool: the pixels to add.
