@@ -274,7 +274,8 @@ def segment_regions(
     top_y = float(oval[:, 1].min())
     chin = lm[152]
     # jaw line: lower half of the oval (below the eyes), as y(x); extended sideways with its end heights
-    lower = oval[oval[:, 1] > float(np.mean(lm[[33, 263], 1]))]
+    eye_y = float(np.mean(lm[[33, 263], 1]))
+    lower = oval[oval[:, 1] > eye_y]
     order = np.argsort(lower[:, 0])
     jaw_x, jaw_y = lower[order, 0], lower[order, 1]
     jaw_at_x = np.interp(xs[0], jaw_x, jaw_y).astype(np.float32)  # (w,)
@@ -312,7 +313,6 @@ def segment_regions(
     else:
         _grabcut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, grabcut_iterations)
         hair_hard = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & (person > 0.35)
-        eye_y = float(np.mean(lm[[33, 263], 1]))
         # the temples: beside the face from the forehead top down to the eyes, person pixels the
         # selfie model is sure of and the skin model does not claim are hair. GrabCut often gave
         # this thin strip to the backdrop or the face (grey or light hair against a blue-grey
@@ -324,19 +324,16 @@ def segment_regions(
         hair_hard |= hanging_hair(
             lab, hair_hard, person, skin_like, oval_mask, below_jaw, envelope, chin, eye_y, face_w, face_h
         )
-        # hair hangs from the head: a piece that reaches no higher than the lower cheeks is a jacket
-        # or cardigan GrabCut took for hair (26 of the 511 short-haired pool portraits had 3-56 % of
-        # a face box of it below the chin, one shoulder of the suit, which read as long hair)
-        _, pieces = cv2.connectedComponents(hair_hard.astype(np.uint8), connectivity=8)
-        reaching = np.unique(pieces[hair_hard & (ys < chin[1] - 0.3 * face_h)])
-        hair_hard &= np.isin(pieces, reaching[reaching > 0])
 
     hair_u8 = hair_hard.astype(np.uint8)
     hair_u8 = cv2.morphologyEx(hair_u8, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    # keep the components touching the head (drop stray clothes blobs)
+    # keep the components that reach the head: hair hangs from it, and a piece that reaches no higher
+    # than the lower cheeks is a jacket or cardigan GrabCut took for hair (26 of the 511 short-haired
+    # pool portraits had 3-56 % of a face box of it below the chin, one shoulder of the suit, which
+    # read as long hair, while the head zone ended at the chin)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(hair_u8, connectivity=8)
     if n > 1:
-        head_zone = (ys < chin[1]) & (np.abs(xs - chin[0]) < 1.0 * face_w)
+        head_zone = (ys < chin[1] - 0.3 * face_h) & (np.abs(xs - chin[0]) < 1.0 * face_w)
         keep = np.zeros(n, bool)
         touching = np.unique(labels[head_zone & (labels > 0)])
         keep[touching] = True
