@@ -11,9 +11,15 @@ Usage:
    of a held-out image never enter training.
 3. One classifier per attribute (standardised features -> class-weighted logistic regression or
    random forest, chosen by cross-validated balanced accuracy on the training part), converted with
-   skl2onnx and merged into one ONNX graph with one probability output per attribute.
+   skl2onnx and merged into one ONNX graph with one probability output per attribute. Attributes in
+   ``--colour-free`` (length, texture, fringe and baldness by default) read the features without the
+   hair's absolute colour statistics, which relighting moves (a Gather node in the graph picks the
+   columns): with them, retrained texture agreed with itself across relit variants of the shared
+   portraits in 82 of 92 pairs, without them in 88 (length 86 -> 87). Parting keeps them (its
+   held-out balanced accuracy fell 0.61 -> 0.35 without).
 4. Prints balanced + plain accuracy and a confusion matrix per attribute on the held-out split and on
-   the other shared portraits (``hair/hair_labels.csv``), and stores them in the .json.
+   the other shared portraits (``hair/hair_labels.csv``, whose four lengths have no buzz: a predicted
+   buzz is scored as their "short" there, beside the strict score), and stores them in the .json.
 
 ``--synthetic DIR`` (off by default) adds rendered portraits with exact labels
 (``scripts/render_hair_synthetic.py``: ``DIR/labels.csv`` + PNGs) to the *training* part only, for
@@ -39,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vrhub.hair.attributes_model import ATTRIBUTE_CLASSES, merge_classifier_models  # noqa: E402
-from vrhub.hair.features import FEATURE_NAMES, FEATURES_VERSION, measure_hair  # noqa: E402
+from vrhub.hair.features import FEATURE_NAMES, FEATURES_VERSION, colour_free_columns, measure_hair  # noqa: E402
 from vrhub.hair.offline_face import load_photo, observe_face  # noqa: E402
 from vrhub.pipeline.types import Photo  # noqa: E402
 from vrhub.stages.landmark_segment import segment_photo  # noqa: E402
@@ -281,6 +287,17 @@ def choose_model(
     return best
 
 
+#: the shared portraits' labels know four lengths (none / short / medium / long): their "short"
+#: covers close-cropped hair (Obama and M001137, described as close-cropped, are labelled short),
+#: so a predicted buzz is scored as short there
+SHARED_SCHEME = {"length": {"buzz": "short"}}
+
+
+def in_shared_scheme(attr: str, pred: str) -> str:
+    """A prediction in the shared portraits' label scheme."""
+    return SHARED_SCHEME.get(attr, {}).get(pred, pred)
+
+
 def shared_portrait_labels(data: Path) -> dict[str, dict[str, str]]:
     """length/texture labels of the other shared portraits, mapped to the model's classes."""
     out = {}
@@ -359,7 +376,15 @@ def main() -> None:
         default="length,texture",
         help="comma-separated attributes the synthetic renders train (their other labels are unused)",
     )
+    ap.add_argument(
+        "--colour-free",
+        default="length,texture,fringe,baldness",
+        help="comma-separated attributes learned without the absolute colour features (see features.py)",
+    )
     args = ap.parse_args()
+    colour_free = {a for a in args.colour_free.split(",") if a}
+    if unknown := colour_free - set(ATTRIBUTE_CLASSES):
+        ap.error(f"unknown --colour-free {sorted(unknown)}")
     synth_attrs = {a for a in args.synthetic_attrs.split(",") if a}
     if unknown := synth_attrs - set(ATTRIBUTE_CLASSES):
         ap.error(f"unknown --synthetic-attrs {sorted(unknown)}")
@@ -388,6 +413,7 @@ def main() -> None:
     from skl2onnx import to_onnx
 
     onnx_models = {}
+    columns: dict[str, list[int]] = {}
     metrics: dict[str, dict] = {}
     for attr, classes in ATTRIBUTE_CLASSES.items():
         Xtr, ytr, gtr, Xte, yte = split_examples(rows, feats, held, attr, args.relit)
@@ -402,7 +428,10 @@ def main() -> None:
                     gtr.append(g)
                     real.append(False)
                     n_synth += 1
-        Xtr_a, ytr_a = np.array(Xtr, np.float32), np.array(ytr)
+        cols = colour_free_columns() if attr in colour_free else list(range(len(FEATURE_NAMES)))
+        columns[attr] = cols
+        Xtr_a, ytr_a = np.array(Xtr, np.float32)[:, cols], np.array(ytr)
+        Xte = [x[cols] for x in Xte]
         print(f"\n== {attr}: train {len(ytr)} (with mirrors, {n_synth} synthetic), held-out {len(yte)}")
         name, cv_score = choose_model(Xtr_a, ytr_a, np.array(gtr), np.array(real))
         model = candidates()[name]().fit(Xtr_a, ytr_a)
@@ -438,7 +467,9 @@ def main() -> None:
             model_classes,
         )
 
-    merged = merge_classifier_models({a: m for a, (m, _) in onnx_models.items()}, len(FEATURE_NAMES))
+    merged = merge_classifier_models(
+        {a: m for a, (m, _) in onnx_models.items()}, len(FEATURE_NAMES), columns=columns
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / "hair_attributes.onnx"
     onnx_path.write_bytes(merged.SerializeToString())
@@ -446,6 +477,7 @@ def main() -> None:
         "features_version": FEATURES_VERSION,
         "feature_names": list(FEATURE_NAMES),
         "classes": {a: c for a, (_, c) in onnx_models.items()},
+        "colour_free": sorted(colour_free),
         "data": {
             "pool": "shared/data/hair_pool (596 portraits + labels.csv)",
             "sha256": data_hash.hexdigest(),
@@ -495,12 +527,18 @@ def main() -> None:
             p.append(pred)
             per_photo.setdefault(name, {})[attr] = f"{lab[attr]} -> {pred}"
         present = [c for c in ATTRIBUTE_CLASSES[attr] if c in set(y)]
-        bal = balanced_accuracy(y, p, present)
-        acc = float(np.mean([a == b for a, b in zip(y, p, strict=True)]))
-        print(f"\n== shared portraits, {attr}: n={len(y)} balanced {bal:.3f}, plain {acc:.3f}")
+        strict = balanced_accuracy(y, p, present)
+        p_scheme = [in_shared_scheme(attr, q) for q in p]
+        bal = balanced_accuracy(y, p_scheme, present)
+        acc = float(np.mean([a == b for a, b in zip(y, p_scheme, strict=True)]))
+        print(
+            f"\n== shared portraits, {attr}: n={len(y)} balanced {bal:.3f}, plain {acc:.3f} in their "
+            f"label scheme ({strict:.3f} counting a predicted buzz against a label of short as wrong)"
+        )
         print_confusion(attr, y, p, ATTRIBUTE_CLASSES[attr])
         shared_eval[attr] = {
             "balanced_accuracy": round(bal, 4),
+            "balanced_accuracy_strict": round(strict, 4),
             "accuracy": round(acc, 4),
             "n": len(y),
             "confusion": {

@@ -31,23 +31,39 @@ MODEL_PATH = MODEL_DIR / "hair_attributes.onnx"
 META_PATH = MODEL_DIR / "hair_attributes.json"
 
 
-def merge_classifier_models(models: Mapping[str, object], n_features: int, input_name: str = "features"):
+def merge_classifier_models(
+    models: Mapping[str, object],
+    n_features: int,
+    input_name: str = "features",
+    columns: Mapping[str, list[int]] | None = None,
+):
     """Merge per-attribute skl2onnx classifiers into one graph.
 
-    models : attribute -> onnx.ModelProto with one float input (1 x n_features) and a
-        ``probabilities`` output (zipmap disabled).
+    models : attribute -> onnx.ModelProto with one float input and a ``probabilities`` output
+        (zipmap disabled).
+    columns : attribute -> the feature columns its classifier reads, in order (a Gather node picks
+        them from the full vector); an attribute not named reads all ``n_features``.
     Returns an onnx.ModelProto with the input ``features`` (n, n_features) float32 and one output
     ``<attribute>_probabilities`` (n, k) float32 per attribute.
     """
     import onnx
-    from onnx import TensorProto, compose, helper
+    from onnx import TensorProto, compose, helper, numpy_helper
 
     nodes, inits, outputs = [], [], []
     opsets: dict[str, int] = {}
     for attr, model in models.items():
         m = compose.add_prefix(model, prefix=f"{attr}_")
         g = m.graph
-        nodes.append(helper.make_node("Identity", [input_name], [g.input[0].name], name=f"{attr}_in"))
+        cols = (columns or {}).get(attr)
+        if cols is None:
+            nodes.append(helper.make_node("Identity", [input_name], [g.input[0].name], name=f"{attr}_in"))
+        else:
+            inits.append(numpy_helper.from_array(np.asarray(cols, np.int64), name=f"{attr}_columns"))
+            nodes.append(
+                helper.make_node(
+                    "Gather", [input_name, f"{attr}_columns"], [g.input[0].name], axis=1, name=f"{attr}_in"
+                )
+            )
         nodes.extend(g.node)
         inits.extend(g.initializer)
         prob = next(o for o in g.output if o.name.endswith("probabilities"))

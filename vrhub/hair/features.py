@@ -11,7 +11,7 @@ Groups (``FEATURE_NAMES`` lists all, in order; bump ``FEATURES_VERSION`` when th
 - fringe: hair coverage of the forehead (landmark 10 to the brows) and just above the brows;
 - colour: Lab mean/std/percentiles of the hair (or of the cap when there is little hair), chroma,
   contrast to the skin;
-- texture: structure-tensor orientation coherence at two scales, orientation histogram (vertical,
+- texture (on log intensity, so gamma and light gradients barely move it): structure-tensor orientation coherence at two scales, orientation histogram (vertical,
   diagonal, horizontal shares), Laplacian energy relative to contrast, Gabor energy ratios;
 - silhouette: irregularity of the hair outline against its smoothed version (spikiness cue) and the
   share of strands pointing up in the cap;
@@ -28,7 +28,7 @@ import numpy as np
 
 from vrhub.pipeline.types import FaceObservation, Photo, Segmentation
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 NORM_FACE_WIDTH = 110.0
 #: rows of the width profile, in face heights relative to the forehead top (landmark 10)
 PROFILE_BANDS = np.array([-0.45, -0.3, -0.15, 0.0, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05, 1.2, 1.35, 1.5])
@@ -110,6 +110,16 @@ def _names() -> list[str]:
 
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_names())
+#: the hair's absolute colour statistics: a gamma, an exposure or a colour cast moves them all, so
+#: attributes that are not about colour are learned without them (``colour_free_columns``)
+ABSOLUTE_COLOUR_FEATURES: tuple[str, ...] = (
+    "L_mean", "a_mean", "b_mean", "L_std", "a_std", "b_std", "L_p10", "L_p50", "L_p90", "chroma",
+)  # fmt: skip
+
+
+def colour_free_columns() -> list[int]:
+    """Indices of FEATURE_NAMES without ABSOLUTE_COLOUR_FEATURES."""
+    return [i for i, n in enumerate(FEATURE_NAMES) if n not in ABSOLUTE_COLOUR_FEATURES]
 
 
 def _box_mean(mask: np.ndarray, x0: float, x1: float, y0: float, y1: float) -> float:
@@ -169,6 +179,12 @@ def _structure_tensor(grey: np.ndarray, sigma: float) -> tuple[np.ndarray, np.nd
     strand = grad_angle + np.pi / 2  # strand direction from +x
     strand_from_vertical = np.mod(strand - np.pi / 2 + np.pi / 2, np.pi) - np.pi / 2
     return coherence.astype(np.float32), strand_from_vertical.astype(np.float32), tr.astype(np.float32)
+
+
+def log_intensity(grey: np.ndarray) -> np.ndarray:
+    """log(grey + 4) of 0-255 grey values. The offset keeps JPEG noise in black hair from
+    dominating; above ~20 grey levels the result is within a few per cent of a pure log."""
+    return np.log(grey.astype(np.float32) + 4.0)
 
 
 def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
@@ -296,10 +312,13 @@ def measure_hair(photo: Photo, face: FaceObservation, seg: Segmentation) -> Hair
     rgb_core = rgb[core] if core.any() else rgb.reshape(-1, 3)
     colour_rgb = hair_colour(rgb_core, pix, skin_pix)
 
-    # texture
+    # texture, read on log intensity: a gamma change is then a gain and a smooth light gradient or a
+    # colour cast an added ramp or offset, which coherence, orientation and the contrast-normalised
+    # energies below do not see (on plain grey values they flipped wavy/straight under relighting)
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    coh1, orient1, energy1 = _structure_tensor(grey, 1.5)
-    coh2, _, _ = _structure_tensor(grey, 4.0)
+    lg = log_intensity(grey)
+    coh1, orient1, energy1 = _structure_tensor(lg, 1.5)
+    coh2, _, _ = _structure_tensor(lg, 4.0)
     wgt = core.astype(np.float32)
     f["coherence_s1"] = _weighted_mean(coh1, wgt)
     f["coherence_s2"] = _weighted_mean(coh2, wgt)
@@ -317,18 +336,18 @@ def measure_hair(photo: Photo, face: FaceObservation, seg: Segmentation) -> Hair
     hist = np.clip(hist, 1e-6, None)
     hist /= hist.sum()
     f["orient_entropy"] = float(-(hist * np.log(hist)).sum())
-    contrast = float(grey[core].std()) + 1.0 if core.any() else 1.0
-    lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+    contrast = float(lg[core].std()) + 1e-3 if core.any() else 1.0
+    lap = cv2.Laplacian(lg, cv2.CV_32F, ksize=3)
     f["lap_energy"] = _weighted_mean(np.abs(lap), wgt) / contrast
     f["grad_energy"] = _weighted_mean(np.sqrt(energy1), wgt) / contrast
-    fine = _gabor_energy(grey, 3.0)
-    coarse = _gabor_energy(grey, 7.0)
+    fine = _gabor_energy(lg, 3.0)
+    coarse = _gabor_energy(lg, 7.0)
     fine_total = np.maximum(fine.sum(axis=0), 1e-6)
     f["gabor_fine_coarse"] = _weighted_mean(fine_total, wgt) / (
         _weighted_mean(coarse.sum(axis=0), wgt) + 1e-6
     )
     f["gabor_anisotropy"] = _weighted_mean(fine.max(axis=0) / fine_total, wgt)
-    blobs = (grey < cv2.GaussianBlur(grey, (0, 0), 3.0) - 6.0) & core
+    blobs = (lg < cv2.GaussianBlur(lg, (0, 0), 3.0) - 0.25 * contrast) & core
     f["dark_blob_density"] = float(blobs.sum()) / (float(core.sum()) + 1.0)
 
     # silhouette (upper outline) irregularity, strands pointing up in the cap

@@ -89,6 +89,9 @@ def onnx_hair_attributes(photo: Photo, face: FaceObservation, segmentation: Segm
     spikiness, conf["spikiness"] = spikiness_from(
         m.silhouette_irregularity, m.upward_strands, thresholds, length, texture
     )
+    if headwear != "none":
+        # the outline and the strands on top are the hat's (a cowboy hat's brim read as spikes)
+        spikiness, conf["spikiness"] = "flat", 0.3
     return HairAttributes(
         length=length,
         texture=texture,
