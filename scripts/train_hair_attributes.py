@@ -486,6 +486,20 @@ def main() -> None:
         "metrics": metrics,
     }
 
+    # colour names must agree with the measured lightness: each class's range of the hair's median
+    # L* over its training examples (originals, mirrors and relit copies), 2nd-98th percentile
+    Xc, yc, _, _, _ = split_examples(rows, feats, held, "colour", args.relit)
+    lc = np.array(Xc)[:, FEATURE_NAMES.index("L_p50")]
+    yc_a = np.array(yc)
+    meta["colour_lightness"] = {
+        c: [
+            round(float(np.percentile(lc[yc_a == c], 2)), 2),
+            round(float(np.percentile(lc[yc_a == c], 98)), 2),
+        ]
+        for c in ATTRIBUTE_CLASSES["colour"]
+        if (yc_a == c).sum() >= 10
+    }
+
     # spikiness has no labels: thresholds at the 80th / 95th percentile of a score over the pool
     fi = {n: i for i, n in enumerate(FEATURE_NAMES)}
     pool_vecs = np.array([feats[r["file"]] for r in rows if r["file"] in feats])

@@ -289,3 +289,19 @@ def test_heldout_metrics_are_recorded_beside_plain_accuracy(attr):
     m = meta["metrics"][attr]
     assert "heldout_accuracy" in m and "heldout_balanced_accuracy" in m
     assert attr in meta["shared_portraits"]
+
+
+def test_colour_name_agrees_with_the_measured_lightness():
+    """The name is the most probable one whose lightness range (from the training portraits) holds
+    the hair's measured L*: dark hair is not called blonde however the model leans."""
+    from vrhub.stages.onnx_hair_attributes import colour_name_from
+
+    meta = json.loads(MODEL_PATH.with_suffix(".json").read_text())
+    ranges = meta["colour_lightness"]
+    assert ranges["blonde"][0] > ranges["black"][0] and ranges["white"][1] > ranges["black"][1]
+    probs = {"blonde": 0.6, "dark_brown": 0.3, "black": 0.1}
+    assert colour_name_from(probs, 10.0, ranges) == ("dark_brown", 0.3)
+    assert colour_name_from(probs, 45.0, ranges) == ("blonde", 0.6)
+    # no name fits: the model's choice stands
+    assert colour_name_from(probs, 500.0, ranges) == ("blonde", 0.6)
+    assert colour_name_from(probs, 10.0, {}) == ("blonde", 0.6)

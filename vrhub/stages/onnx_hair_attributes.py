@@ -18,9 +18,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from vrhub import hookimpl
 from vrhub.hair.attributes_model import default_model
-from vrhub.hair.features import FEATURES_VERSION, measure_hair
+from vrhub.hair.features import FEATURE_NAMES, FEATURES_VERSION, measure_hair
 from vrhub.pipeline.types import FaceObservation, HairAttributes, Photo, Segmentation
 
 VIEWER_TO_SUBJECT = {"left": "right", "right": "left", "centre": "centre", "none": "none"}
@@ -30,6 +32,22 @@ COLOUR_NAMES = {"dark_brown": "dark brown", "light_brown": "light brown"}
 def _best(probs: dict[str, float]) -> tuple[str, float]:
     name = max(probs, key=probs.get)
     return name, float(probs[name])
+
+
+def colour_name_from(
+    probs: dict[str, float], lightness: float, ranges: dict[str, list[float]]
+) -> tuple[str, float]:
+    """The most probable colour name whose lightness range holds the hair's measured lightness.
+
+    ranges : class -> [low, high] median L* of that class's training portraits (2nd-98th
+    percentile, written by the training script); a class without a range always qualifies, and
+    when none qualifies the most probable name is kept. The model reads the colour among other
+    cues, and without this check named dark brown hair (L* 15) blonde."""
+    for name in sorted(probs, key=probs.get, reverse=True):
+        low, high = ranges.get(name, (-np.inf, np.inf))
+        if low <= lightness <= high:
+            return name, float(probs[name])
+    return _best(probs)
 
 
 def spikiness_from(
@@ -64,7 +82,9 @@ def onnx_hair_attributes(photo: Photo, face: FaceObservation, segmentation: Segm
     length, conf["length"] = _best(probs["length"])
     texture, conf["texture"] = _best(probs["texture"])
     baldness, conf["baldness"] = _best(probs["baldness"])
-    colour, conf["colour"] = _best(probs["colour"])
+    colour, conf["colour"] = colour_name_from(
+        probs["colour"], float(m.vector[FEATURE_NAMES.index("L_p50")]), model.meta.get("colour_lightness", {})
+    )
     parting_viewer, conf["parting"] = _best(probs["parting"])
     p_fringe = probs["fringe"].get("yes", 0.0)
     if p_fringe >= 0.5:
