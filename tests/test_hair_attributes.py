@@ -305,3 +305,15 @@ def test_colour_name_agrees_with_the_measured_lightness():
     # no name fits: the model's choice stands
     assert colour_name_from(probs, 500.0, ranges) == ("blonde", 0.6)
     assert colour_name_from(probs, 10.0, {}) == ("blonde", 0.6)
+
+
+def test_only_straight_short_hair_is_spiky():
+    """A wavy or curly outline is irregular without spikes; straight short hair with the same
+    score is spiky."""
+    from vrhub.stages.onnx_hair_attributes import spikiness_from
+
+    thresholds = {"irregularity_scale": 0.01, "upward_scale": 0.1, "tousled": 2.0, "spiky": 3.0}
+    assert spikiness_from(0.05, 0.0, thresholds, "short", "straight")[0] == "spiky"
+    for texture in ("wavy", "curly", "coily"):
+        assert spikiness_from(0.05, 0.0, thresholds, "short", texture)[0] == "tousled"
+    assert spikiness_from(0.05, 0.0, thresholds, "medium", "straight")[0] == "tousled"

@@ -14,8 +14,8 @@ _spec = importlib.util.spec_from_file_location("annotate_hair", ROOT / "scripts"
 annotate_hair = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(annotate_hair)
 
-#: measured 0.709 mean IoU over the 18 shared photos with hair, 0.822 against the second annotator's
-#: outlines of the same photos and 0.772 over the 25 pool portraits (see the hair report); the floors
+#: measured 0.724 mean IoU over the 18 shared photos with hair, 0.842 against the second annotator's
+#: outlines of the same photos and 0.774 over the 25 pool portraits (see the hair report); the floors
 #: sit a little under them so a regression fails
 MEAN_IOU_FLOOR = 0.68
 SECOND_MEAN_IOU_FLOOR = 0.79
@@ -288,8 +288,9 @@ def test_a_greyscale_photo_segments():
 @pytest.mark.slow
 def test_relit_variants_keep_the_hair_mask():
     """A light gradient, gamma 0.6 / 1.6 and a colour cast leave the hair mask where it was: mean IoU
-    of a variant's mask with the original's over six portraits (measured 0.88, worst 0.58; 0.81 with a
-    fixed skin-model floor, where the blonde A000366 under gamma 0.6 lost all its hair: IoU 0.00)."""
+    of a variant's mask with the original's over six portraits (measured 0.92, worst 0.68; 0.88 before
+    the skin model followed the skin's lightness-chroma line, 0.81 with a fixed skin-model floor,
+    where the blonde A000366 under gamma 0.6 lost all its hair: IoU 0.00)."""
     from hair_testing import relit_variants
 
     from vrhub.hair.offline_face import observe_face
@@ -312,4 +313,44 @@ def test_relit_variants_keep_the_hair_mask():
             m = landmark_segment(p, observe_face(p)).hair > 0.5
             ious.append((m & base).sum() / max(1, (m | base).sum()))
     assert min(ious) > 0.5, ious
-    assert np.mean(ious) >= 0.86, np.mean(ious)
+    assert np.mean(ious) >= 0.89, np.mean(ious)
+
+
+def test_shading_on_the_skin_does_not_make_grey_hair_skin():
+    """Skin samples under a light gradient (chroma shrinks with lightness): the model follows that
+    line, so hair with less chroma than the skin at its lightness stays unlike skin, while
+    darker-lit skin on the line stays skin."""
+    import cv2
+
+    from vrhub.stages.landmark_segment import skin_likelihood
+
+    rng = np.random.default_rng(2)
+    gain = rng.uniform(0.55, 1.0, (400, 1))
+    skin_rgb = np.clip(np.array([[200, 140, 110]]) * gain + rng.normal(0, 2, (400, 3)), 0, 255)
+    lab_skin = cv2.cvtColor((skin_rgb / 255.0).astype(np.float32)[None], cv2.COLOR_RGB2LAB)[0]
+
+    def like(rgb):
+        lab = cv2.cvtColor((np.array([[rgb]]) / 255.0).astype(np.float32), cv2.COLOR_RGB2LAB)
+        return float(skin_likelihood(lab, lab_skin)[0, 0])
+
+    # greyish-brown hair as light as the shaded skin: 0.50 with a chroma model that ignores the
+    # line (over the seeds' "not skin" bound of 0.25), 0.06 now
+    assert like((160, 128, 108)) < 0.15
+    assert like((150, 105, 82)) > 0.5  # the skin itself at three quarters of the light
+
+
+def test_smooth_like_skin_separates_strands_from_a_forehead():
+    """Texture energy: a smooth ramp is skin-smooth, a field of strands is not."""
+    from vrhub.stages.landmark_segment import smooth_like_skin
+
+    rng = np.random.default_rng(3)
+    h, w = 60, 120
+    img = np.tile(np.linspace(150, 190, w)[None, :, None], (h, 1, 3))  # smooth skin-like ramp
+    strands = 90 + 40 * (np.sin(np.arange(w // 2) * 2.1)[None, :] > 0) + rng.normal(0, 6, (h, w // 2))
+    img[:, w // 2 :] = strands[..., None]
+    img = np.clip(img + rng.normal(0, 1.0, img.shape), 0, 255).astype(np.uint8)
+    samples = np.zeros((h, w), bool)
+    samples[20:40, 10:30] = True
+    smooth = smooth_like_skin(img, samples, 2.0)
+    assert smooth[:, 5 : w // 2 - 5].mean() > 0.95
+    assert smooth[:, w // 2 + 5 : w - 5].mean() < 0.05

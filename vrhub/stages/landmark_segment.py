@@ -13,7 +13,8 @@ Method (all soft masks, float32 in [0, 1], summing to 1 per pixel):
    background, the inner face, the neck column under the chin; probable labels elsewhere.
    GrabCut's random state is reset first, so a photo always gives the same mask. At the temples
    (beside the face, forehead top to eyes) person pixels that are clearly not skin are hair whatever
-   GrabCut says; pieces that reach no higher than the lower cheeks (suit shoulders) are not.
+   GrabCut says; pieces that reach no higher than the lower cheeks (suit shoulders) are not, nor
+   is forehead inside the face oval as smooth as the cheeks.
 5. **Long hair** below the jaw (``hanging_hair``): followed down from the hair GrabCut found beside
    the cheeks, where a colour model of that hair explains a pixel better than one of the clothes.
 
@@ -111,8 +112,14 @@ SKIN_CHROMA_REF = 28.0
 def skin_likelihood(lab: np.ndarray, samples: np.ndarray) -> np.ndarray:
     """Skin-colour likelihood from a Gaussian fitted to sample pixels (robust, trimmed).
 
-    Chroma (a, b) is modelled with a full covariance; lightness only counts when a pixel is much
-    darker than the skin (hair, shadows), because a bare scalp is often brighter than the cheeks.
+    Chroma (a, b) is modelled with a full covariance *given the lightness*: on one face, shading
+    moves lightness and chroma together (a darker cheek has less chroma), so the expected chroma
+    follows the samples' own regression on L (within one standard deviation of their mean L;
+    beyond it the line is not extrapolated). Without it a light gradient across the face stretched
+    the model along the chroma axis that separates grey hair from skin (C000537's grey crop was
+    lost), and pale blonde hair, lighter than the skin with less chroma than the line predicts,
+    passed for skin (A000366). Lightness itself only counts when a pixel is much darker than the
+    skin (hair, shadows), because a bare scalp is often brighter than the cheeks.
 
     lab : (h, w, 3) float32 CIE Lab; samples : (k, 3) float32 Lab pixels of known skin.
     Returns (h, w) float32 in [0, 1].
@@ -129,14 +136,42 @@ def skin_likelihood(lab: np.ndarray, samples: np.ndarray) -> np.ndarray:
     # the chroma (light blonde hair taken for skin, no hair left) and sharper when a gamma > 1 grew
     # it (a bald scalp taken for hair)
     chroma_scale = max(float(np.hypot(mean[1], mean[2])) / SKIN_CHROMA_REF, 0.25)  # 0.25: grey photos
-    cov = np.cov(keep[:, 1:].T) + np.eye(2) * 4.0 * chroma_scale**2
-    inv = np.linalg.inv(cov)
-    diff = lab.reshape(-1, 3)[:, 1:] - mean[1:]
-    d2 = np.einsum("ij,jk,ik->i", diff, inv, diff)
     l_sigma = max(float(keep[:, 0].std()), 6.0)
+    dl = keep[:, 0] - mean[0]
+    beta = (keep[:, 1:] - mean[1:]).T @ dl / max(float(dl @ dl), 1e-6)  # (2,) chroma per unit of L
+    resid = keep[:, 1:] - mean[1:] - dl[:, None] * beta[None, :]
+    cov = np.cov(resid.T) + np.eye(2) * 4.0 * chroma_scale**2
+    inv = np.linalg.inv(cov)
+    dl_px = np.clip(lab.reshape(-1, 3)[:, 0] - mean[0], -l_sigma, l_sigma)
+    diff = lab.reshape(-1, 3)[:, 1:] - mean[1:] - dl_px[:, None] * beta[None, :]
+    d2 = np.einsum("ij,jk,ik->i", diff, inv, diff)
     darker = np.maximum(mean[0] - 1.5 * l_sigma - lab.reshape(-1, 3)[:, 0], 0.0) / l_sigma
     d2 = d2 + darker**2
     return np.exp(-0.5 * d2 / 4.0).reshape(lab.shape[:2]).astype(np.float32)
+
+
+#: forehead pixels inside the face oval whose texture energy is under this multiple of the cheeks'
+#: are skin
+FOREHEAD_SMOOTH = 2.0
+#: the same just above the oval's top, where close-cropped hair also grows: a tighter bound
+FOREHEAD_TOP_SMOOTH = 1.3
+
+
+def smooth_like_skin(rgb: np.ndarray, skin_samples: np.ndarray, factor: float) -> np.ndarray:
+    """Regions as smooth as the face's own skin. rgb : (h, w, 3) uint8 at the work scale;
+    skin_samples : (h, w) bool, the cheek and nose discs. Returns (h, w) bool.
+
+    Texture energy is the local mean of |log grey - its 1 px blur| (log: a gamma or an exposure
+    change scales it for skin and hair alike); hair strands give 3-20x the forehead's on the
+    outlined portraits. A pixel counts when most of its 2 px neighbourhood is under ``factor`` x
+    the samples' median."""
+    lg = np.log(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) + 4.0)
+    energy = cv2.GaussianBlur(np.abs(lg - cv2.GaussianBlur(lg, (0, 0), 1.0)), (0, 0), 1.5)
+    if not skin_samples.any():
+        return np.zeros(rgb.shape[:2], bool)
+    reference = float(np.median(energy[skin_samples]))
+    smooth = (energy < factor * reference).astype(np.float32)
+    return cv2.GaussianBlur(smooth, (0, 0), 2.0) > 0.5
 
 
 def _crop_box(face: FaceObservation, width: int, height: int) -> tuple[int, int, int, int, float]:
@@ -339,6 +374,22 @@ def segment_regions(
             lab, hair_hard, person, skin_like, oval_mask, below_jaw, envelope, chin, eye_y, face_w, face_h
         )
 
+    # a forehead is smooth, hair is not: inside the face oval above the brows, a region as smooth as
+    # the cheeks (high-pass energy of log intensity under FOREHEAD_SMOOTH x theirs) is skin whatever
+    # its colour (a lit forehead whose chroma leaves the cheeks' line was taken for hair; S000810);
+    # so is a region smoother than the cheeks themselves (FOREHEAD_TOP_SMOOTH) in a band above the
+    # oval's top, over the middle of the forehead, where a high forehead or a bald crown continues.
+    # Higher up, or with the looser bound, close-cropped grey hair was taken for skin (C000537)
+    skin_discs = sample_mask.astype(bool)
+    hair_hard &= ~(oval_mask & above_brow & smooth_like_skin(rgb, skin_discs, FOREHEAD_SMOOTH))
+    cx = float(oval[:, 0].mean())
+    forehead_top = (
+        ~oval_mask
+        & (ys > top_y - 0.15 * face_h)
+        & (ys < top_y + 0.1 * face_h)
+        & (np.abs(xs - cx) < 0.3 * face_w)
+    )
+    hair_hard &= ~(forehead_top & smooth_like_skin(rgb, skin_discs, FOREHEAD_TOP_SMOOTH))
     hair_u8 = hair_hard.astype(np.uint8)
     hair_u8 = cv2.morphologyEx(hair_u8, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     # keep the components that reach the head: hair hangs from it, and a piece that reaches no higher

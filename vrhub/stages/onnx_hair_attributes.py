@@ -55,8 +55,9 @@ def spikiness_from(
 ) -> tuple[str, float]:
     """flat / tousled / spiky from the outline irregularity and upward strands; returns (class, confidence).
 
-    Spiky needs short or buzz hair that is not curly (a curly outline is irregular without spikes);
-    bald heads are flat.
+    Spiky needs short or buzz hair that is straight (spikes are straight strands standing up; a
+    wavy, curly or coily outline is irregular without spikes: L000397's short wavy curls read
+    spiky); bald heads are flat.
     """
     if length == "bald":
         return "flat", 1.0
@@ -64,7 +65,7 @@ def spikiness_from(
         thresholds.get("upward_scale", 0.1), 1e-6
     )
     tousled, spiky = thresholds.get("tousled", 2.0), thresholds.get("spiky", 3.0)
-    if length not in ("short", "buzz") or texture in ("curly", "coily"):
+    if length not in ("short", "buzz") or texture != "straight":
         spiky = float("inf")
     if score >= spiky:
         return "spiky", min(1.0, 0.5 + (score - spiky) / max(spiky, 1e-6))
