@@ -14,13 +14,13 @@ _spec = importlib.util.spec_from_file_location("annotate_hair", ROOT / "scripts"
 annotate_hair = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(annotate_hair)
 
-#: measured 0.724 mean IoU over the 18 shared photos with hair, 0.842 against the second annotator's
-#: outlines of the same photos and 0.774 over the 25 pool portraits (see the hair report); the floors
+#: measured 0.723 mean IoU over the 18 shared photos with hair, 0.841 against the second annotator's
+#: outlines of the same photos and 0.797 over the 25 pool portraits (worst photo 0.53) (see the hair report); the floors
 #: sit a little under them so a regression fails
 MEAN_IOU_FLOOR = 0.68
 SECOND_MEAN_IOU_FLOOR = 0.79
-POOL_MEAN_IOU_FLOOR = 0.76
-PHOTO_IOU_FLOOR = 0.28
+POOL_MEAN_IOU_FLOOR = 0.78
+PHOTO_IOU_FLOOR = 0.45
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +288,7 @@ def test_a_greyscale_photo_segments():
 @pytest.mark.slow
 def test_relit_variants_keep_the_hair_mask():
     """A light gradient, gamma 0.6 / 1.6 and a colour cast leave the hair mask where it was: mean IoU
-    of a variant's mask with the original's over six portraits (measured 0.92, worst 0.68; 0.88 before
+    of a variant's mask with the original's over six portraits (measured 0.94, worst 0.73; 0.88 before
     the skin model followed the skin's lightness-chroma line, 0.81 with a fixed skin-model floor,
     where the blonde A000366 under gamma 0.6 lost all its hair: IoU 0.00)."""
     from hair_testing import relit_variants
@@ -312,8 +312,8 @@ def test_relit_variants_keep_the_hair_mask():
             p = Photo(pixels=pixels, name=photo.name)
             m = landmark_segment(p, observe_face(p)).hair > 0.5
             ious.append((m & base).sum() / max(1, (m | base).sum()))
-    assert min(ious) > 0.5, ious
-    assert np.mean(ious) >= 0.89, np.mean(ious)
+    assert min(ious) > 0.6, ious
+    assert np.mean(ious) >= 0.91, np.mean(ious)
 
 
 def test_shading_on_the_skin_does_not_make_grey_hair_skin():
@@ -354,3 +354,18 @@ def test_smooth_like_skin_separates_strands_from_a_forehead():
     smooth = smooth_like_skin(img, samples, 2.0)
     assert smooth[:, 5 : w // 2 - 5].mean() > 0.95
     assert smooth[:, w // 2 + 5 : w - 5].mean() < 0.05
+
+
+def test_hair_hangs_down_from_the_head():
+    """Side-hair candidates are kept only where hair above leads down to them."""
+    from vrhub.stages.landmark_segment import hanging_down
+
+    hair = np.zeros((20, 20), bool)
+    hair[2:6, 4:9] = True
+    cand = np.zeros((20, 20), bool)
+    cand[6:15, 7:9] = True  # hangs from the hair
+    cand[9:14, 14:17] = True  # an ear-like patch with no hair above it
+    out = hanging_down(hair, cand, 5)
+    assert out[6:15, 7:9].all()
+    assert not out[9:14, 14:17].any()
+    assert not (out & ~cand).any()

@@ -13,8 +13,9 @@ Method (all soft masks, float32 in [0, 1], summing to 1 per pixel):
    background, the inner face, the neck column under the chin; probable labels elsewhere.
    GrabCut's random state is reset first, so a photo always gives the same mask. At the temples
    (beside the face, forehead top to eyes) person pixels that are clearly not skin are hair whatever
-   GrabCut says; pieces that reach no higher than the lower cheeks (suit shoulders) are not, nor
-   is forehead inside the face oval as smooth as the cheeks.
+   GrabCut says, and so, below the eyes down to the jaw line, are such pixels that are textured and
+   hang from the hair above them (``hanging_down``); pieces that reach no higher than the lower
+   cheeks (suit shoulders) are not, nor is forehead inside the face oval as smooth as the cheeks.
 5. **Long hair** below the jaw (``hanging_hair``): followed down from the hair GrabCut found beside
    the cheeks, where a colour model of that hair explains a pixel better than one of the clothes.
 
@@ -290,6 +291,25 @@ def hanging_hair(
     return more_hair & np.isin(labels, touching[touching > 0])
 
 
+def hanging_down(hair: np.ndarray, candidates: np.ndarray, start_row: int) -> np.ndarray:
+    """Candidate pixels reached from ``hair`` by going down row by row from ``start_row``, each step
+    to the pixel below or diagonally below: hair hangs from the head, so a candidate patch that no
+    hair above leads to (an ear under glasses, a shadowed neck beside a turned face) is left out.
+
+    hair, candidates : (h, w) bool. Returns (h, w) bool, a subset of ``candidates``."""
+    h = hair.shape[0]
+    grown = hair.copy()
+    for y in range(max(1, start_row), h):
+        row = candidates[y]
+        if not row.any():
+            continue
+        above = grown[y - 1].copy()
+        above[1:] |= grown[y - 1, :-1]
+        above[:-1] |= grown[y - 1, 1:]
+        grown[y] |= row & above
+    return candidates & grown
+
+
 def segment_regions(
     rgb: np.ndarray, landmarks: np.ndarray, model_selection: int = 0, grabcut_iterations: int = 4
 ) -> dict[str, np.ndarray]:
@@ -370,6 +390,13 @@ def segment_regions(
             ~oval_mask & (np.abs(xs - float(oval[:, 0].mean())) < 0.9 * face_w) & (ys > top_y) & (ys < eye_y)
         )
         hair_hard |= temples & not_skin & (person > 0.9)
+        # below the eyes, beside the cheeks down to the jaw line: the same test, for pixels that are
+        # textured (hair strands, not a smooth ear or collar) and hang from hair above them
+        beside = (
+            ~oval_mask & (np.abs(xs - float(oval[:, 0].mean())) < 0.9 * face_w) & (ys >= eye_y) & ~below_jaw
+        )
+        strands = beside & not_skin & (person > 0.9) & ~smooth_like_skin(rgb, sample_mask.astype(bool), 2.0)
+        hair_hard |= hanging_down(hair_hard, strands, int(np.floor(eye_y)))
         hair_hard |= hanging_hair(
             lab, hair_hard, person, skin_like, oval_mask, below_jaw, envelope, chin, eye_y, face_w, face_h
         )
