@@ -341,7 +341,7 @@ def test_shading_on_the_skin_does_not_make_grey_hair_skin():
 
 def test_smooth_like_skin_separates_strands_from_a_forehead():
     """Texture energy: a smooth ramp is skin-smooth, a field of strands is not."""
-    from vrhub.stages.landmark_segment import smooth_like_skin
+    from vrhub.stages.landmark_segment import smooth_like_skin, texture_energy
 
     rng = np.random.default_rng(3)
     h, w = 60, 120
@@ -351,7 +351,7 @@ def test_smooth_like_skin_separates_strands_from_a_forehead():
     img = np.clip(img + rng.normal(0, 1.0, img.shape), 0, 255).astype(np.uint8)
     samples = np.zeros((h, w), bool)
     samples[20:40, 10:30] = True
-    smooth = smooth_like_skin(img, samples, 2.0)
+    smooth = smooth_like_skin(texture_energy(img), samples, 2.0)
     assert smooth[:, 5 : w // 2 - 5].mean() > 0.95
     assert smooth[:, w // 2 + 5 : w - 5].mean() < 0.05
 

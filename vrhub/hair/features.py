@@ -11,8 +11,9 @@ Groups (``FEATURE_NAMES`` lists all, in order; bump ``FEATURES_VERSION`` when th
 - fringe: hair coverage of the forehead (landmark 10 to the brows) and just above the brows;
 - colour: Lab mean/std/percentiles of the hair (or of the cap when there is little hair), chroma,
   contrast to the skin;
-- texture (on log intensity, so gamma and light gradients barely move it): structure-tensor orientation coherence at two scales, orientation histogram (vertical,
-  diagonal, horizontal shares), Laplacian energy relative to contrast, Gabor energy ratios;
+- texture (on log intensity, so gamma and light gradients barely move it): structure-tensor
+  orientation coherence at two scales, orientation histogram (vertical, diagonal, horizontal
+  shares), Laplacian energy relative to contrast, Gabor energy ratios;
 - silhouette: irregularity of the hair outline against its smoothed version (spikiness cue) and the
   share of strands pointing up in the cap;
 - parting cues: left/right asymmetry of hair mass and of strand orientation above the brows, the

@@ -32,6 +32,7 @@ import numpy as np
 
 from vrhub import hookimpl
 from vrhub.geometry.canonical_face import SKIN_SAMPLE_LANDMARKS
+from vrhub.hair.features import log_intensity
 from vrhub.pipeline.types import FaceObservation, Photo, Segmentation
 
 #: face width in pixels at which the crop is analysed
@@ -158,18 +159,21 @@ FOREHEAD_SMOOTH = 2.0
 FOREHEAD_TOP_SMOOTH = 1.3
 
 
-def smooth_like_skin(rgb: np.ndarray, skin_samples: np.ndarray, factor: float) -> np.ndarray:
-    """Regions as smooth as the face's own skin. rgb : (h, w, 3) uint8 at the work scale;
+def texture_energy(rgb: np.ndarray) -> np.ndarray:
+    """Local mean of |log grey - its 1 px blur| (log: a gamma or an exposure change scales it for
+    skin and hair alike). rgb : (h, w, 3) uint8 at the work scale. Returns (h, w) float32."""
+    lg = log_intensity(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    return cv2.GaussianBlur(np.abs(lg - cv2.GaussianBlur(lg, (0, 0), 1.0)), (0, 0), 1.5)
+
+
+def smooth_like_skin(energy: np.ndarray, skin_samples: np.ndarray, factor: float) -> np.ndarray:
+    """Regions as smooth as the face's own skin. energy : (h, w) :func:`texture_energy`;
     skin_samples : (h, w) bool, the cheek and nose discs. Returns (h, w) bool.
 
-    Texture energy is the local mean of |log grey - its 1 px blur| (log: a gamma or an exposure
-    change scales it for skin and hair alike); hair strands give 3-20x the forehead's on the
-    outlined portraits. A pixel counts when most of its 2 px neighbourhood is under ``factor`` x
-    the samples' median."""
-    lg = np.log(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) + 4.0)
-    energy = cv2.GaussianBlur(np.abs(lg - cv2.GaussianBlur(lg, (0, 0), 1.0)), (0, 0), 1.5)
+    Hair strands give 3-20x the forehead's energy on the outlined portraits. A pixel counts when
+    most of its 2 px neighbourhood is under ``factor`` x the samples' median."""
     if not skin_samples.any():
-        return np.zeros(rgb.shape[:2], bool)
+        return np.zeros(energy.shape, bool)
     reference = float(np.median(energy[skin_samples]))
     smooth = (energy < factor * reference).astype(np.float32)
     return cv2.GaussianBlur(smooth, (0, 0), 2.0) > 0.5
@@ -336,7 +340,9 @@ def segment_regions(
     sample_mask = np.zeros((h, w), np.uint8)
     for i in SKIN_SAMPLE_LANDMARKS:
         cv2.circle(sample_mask, (int(round(lm[i, 0])), int(round(lm[i, 1]))), radius, 1, -1)
-    skin_like = skin_likelihood(lab, lab[sample_mask.astype(bool)])
+    skin_discs = sample_mask.astype(bool)
+    skin_like = skin_likelihood(lab, lab[skin_discs])
+    energy = texture_energy(rgb)
 
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     brow_y = float(np.mean(lm[list(BROW_LANDMARKS), 1]))
@@ -349,6 +355,8 @@ def segment_regions(
     jaw_x, jaw_y = lower[order, 0], lower[order, 1]
     jaw_at_x = np.interp(xs[0], jaw_x, jaw_y).astype(np.float32)  # (w,)
     below_jaw = ys > jaw_at_x[None, :]
+    cx = float(oval[:, 0].mean())
+    side_band = ~oval_mask & (np.abs(xs - cx) < 0.9 * face_w)  # beside the face, either side
 
     # GrabCut labels: hair is foreground
     gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
@@ -372,7 +380,7 @@ def segment_regions(
     gc[below_jaw & (np.abs(xs - chin[0]) < 0.35 * face_w)] = cv2.GC_BGD
     gc[inner_mask & ~above_brow] = cv2.GC_BGD
     gc[person < 0.15] = cv2.GC_BGD
-    gc[sample_mask.astype(bool)] = cv2.GC_BGD
+    gc[skin_discs] = cv2.GC_BGD
 
     n_fg = int(np.count_nonzero((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)))
     if n_fg < 0.01 * face_w * face_h or int(np.count_nonzero(gc == cv2.GC_FGD)) < 20:
@@ -386,16 +394,11 @@ def segment_regions(
         # selfie model is sure of and the skin model does not claim are hair. GrabCut often gave
         # this thin strip to the backdrop or the face (grey or light hair against a blue-grey
         # backdrop, short dark hair beside dark skin), and the face oval stops where it starts
-        temples = (
-            ~oval_mask & (np.abs(xs - float(oval[:, 0].mean())) < 0.9 * face_w) & (ys > top_y) & (ys < eye_y)
-        )
-        hair_hard |= temples & not_skin & (person > 0.9)
+        sure_not_skin = side_band & not_skin & (person > 0.9)
+        hair_hard |= sure_not_skin & (ys > top_y) & (ys < eye_y)
         # below the eyes, beside the cheeks down to the jaw line: the same test, for pixels that are
         # textured (hair strands, not a smooth ear or collar) and hang from hair above them
-        beside = (
-            ~oval_mask & (np.abs(xs - float(oval[:, 0].mean())) < 0.9 * face_w) & (ys >= eye_y) & ~below_jaw
-        )
-        strands = beside & not_skin & (person > 0.9) & ~smooth_like_skin(rgb, sample_mask.astype(bool), 2.0)
+        strands = sure_not_skin & (ys >= eye_y) & ~below_jaw & ~smooth_like_skin(energy, skin_discs, 2.0)
         hair_hard |= hanging_down(hair_hard, strands, int(np.floor(eye_y)))
         hair_hard |= hanging_hair(
             lab, hair_hard, person, skin_like, oval_mask, below_jaw, envelope, chin, eye_y, face_w, face_h
@@ -407,16 +410,14 @@ def segment_regions(
     # so is a region smoother than the cheeks themselves (FOREHEAD_TOP_SMOOTH) in a band above the
     # oval's top, over the middle of the forehead, where a high forehead or a bald crown continues.
     # Higher up, or with the looser bound, close-cropped grey hair was taken for skin (C000537)
-    skin_discs = sample_mask.astype(bool)
-    hair_hard &= ~(oval_mask & above_brow & smooth_like_skin(rgb, skin_discs, FOREHEAD_SMOOTH))
-    cx = float(oval[:, 0].mean())
+    hair_hard &= ~(oval_mask & above_brow & smooth_like_skin(energy, skin_discs, FOREHEAD_SMOOTH))
     forehead_top = (
         ~oval_mask
         & (ys > top_y - 0.15 * face_h)
         & (ys < top_y + 0.1 * face_h)
         & (np.abs(xs - cx) < 0.3 * face_w)
     )
-    hair_hard &= ~(forehead_top & smooth_like_skin(rgb, skin_discs, FOREHEAD_TOP_SMOOTH))
+    hair_hard &= ~(forehead_top & smooth_like_skin(energy, skin_discs, FOREHEAD_TOP_SMOOTH))
     hair_u8 = hair_hard.astype(np.uint8)
     hair_u8 = cv2.morphologyEx(hair_u8, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     # keep the components that reach the head: hair hangs from it, and a piece that reaches no higher
