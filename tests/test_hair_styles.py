@@ -273,3 +273,63 @@ def test_the_hairline_ends_in_ragged_strand_tips(head):
     polar = np.arccos(np.clip(d[:, 1], -1, 1)).reshape(-1, 4)
     line = hairline_polar(hairline, np.arctan2(d[:, 0], d[:, 2])).reshape(-1, 4)
     assert (polar[:, :2] < line[:, :2]).all() and (polar[:, 2:] > line[:, 2:] - 1e-6).all()
+
+
+def test_the_hairline_comes_down_beside_the_temples_to_the_faces_edge(head):
+    """Down the face's sides, from the forehead's corners (landmarks 54 / 284) to the temples beside
+    the eyes (127 / 356), the hair reaches down to just above the face's outline, as a real
+    hairline does (sideburns), where a hairline interpolated between the forehead's height and the
+    height above the ears left bare skin; the forehead's middle keeps its measured height, and a
+    receding hairline still pulls the temples back."""
+    from vrhub.hair.cards import FACE_EDGE_MARGIN
+    from vrhub.hair.styles import hairline_for
+
+    surface = ScalpSurface.from_head(head)
+    hl = hairline_for(HairAttributes(), surface, head)
+    plain = Hairline(front_y=hl.front_y)  # the same forehead height without the face's outline
+    lv = np.asarray(head.landmark_vertices)
+    v = np.asarray(head.vertices, np.float64)
+    for i in (54, 284, 127, 356):
+        d = v[lv[i]] - surface.centre
+        d /= np.linalg.norm(d)
+        az = np.arctan2(d[0], d[2])
+        limit = float(hl.limit_y(np.array([az]))[0])
+        assert limit <= d[1] + FACE_EDGE_MARGIN + 1e-9, i
+        if i in (127, 356):
+            assert limit < float(plain.limit_y(np.array([az]))[0]) - 0.1, i
+    assert float(hl.limit_y(np.array([0.0]))[0]) == pytest.approx(hl.front_y)
+    receding = hairline_for(HairAttributes(baldness="receding"), surface, head)
+    d = v[lv[54]] - surface.centre
+    az = np.arctan2(d[0], d[2])
+    assert receding.limit_y(np.array([az]))[0] > hl.limit_y(np.array([az]))[0] + 0.1
+    # the built style has hair there: strand or shell vertices beside the temple, above landmark 127
+    hair = build_style("short_straight", HairAttributes(colour_rgb=(90, 60, 40)), head)
+    hv = hair.vertices.astype(np.float64)
+    for side in (127, 356):
+        t = v[lv[side]]
+        near = (np.abs(hv[:, 0] - t[0]) < 0.02) & (hv[:, 1] > t[1]) & (hv[:, 1] < t[1] + 0.03)
+        assert near.sum() > 10, side
+
+
+@pytest.mark.parametrize("pitch", [0.0, 12.0])
+def test_the_measured_hairline_is_placed_at_its_height_in_the_photos_view(head, pitch):
+    """The attribute is a height in the photo (above landmark 10, in landmark 10 -> 152 units). Seen
+    at the photo's pitch, the built hair's lowest point on the forehead's midline is at that
+    height (within the ragged strip's reach), not at the direction of a point floating in front of
+    the sloping forehead (which put it about half as high)."""
+    from dataclasses import replace
+
+    tilted = replace(head, quality={**head.quality, "pitch": pitch})
+    surface = ScalpSurface.from_head(tilted)
+    lv = np.asarray(tilted.landmark_vertices)
+    v = np.asarray(tilted.vertices, np.float64)
+    theta = np.radians(pitch)
+    up = np.array([0.0, np.cos(theta), np.sin(theta)])  # the image's up in the head frame
+    forehead, chin = v[lv[10]] @ up, v[lv[152]] @ up
+    for measured in (0.07, 0.14):  # both below the top of this head in either view
+        hair = build_style("buzz", HairAttributes(length="buzz", hairline=measured), tilted)
+        hv = hair.vertices[np.unique(hair.triangles)].astype(np.float64)
+        d = hv - surface.centre
+        front = (np.abs(np.arctan2(d[:, 0], d[:, 2])) < 0.1) & (d[:, 2] > 0)
+        seen = (hv[front] @ up - forehead) / (forehead - chin)  # landmark 10 -> 152 units
+        assert seen.min() == pytest.approx(measured, abs=0.03), measured

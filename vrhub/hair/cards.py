@@ -40,6 +40,10 @@ SCALP_OFFSET = 0.004
 COLLISION_REGIONS = ("scalp", "face", "ear_L", "ear_R", "neck")
 
 
+#: how far above the face's side outline (y of a unit direction) the hairline runs at the temples
+FACE_EDGE_MARGIN = 0.03
+
+
 @dataclass(frozen=True)
 class Hairline:
     """Where hair grows on the unit head sphere (directions from the head centre).
@@ -50,6 +54,12 @@ class Hairline:
     crown_gap : 0..1 angular radius of a bald top/crown patch (as a fraction of the top cap);
     crown_tilt : where that patch is centred, as the z of its centre direction (-0.44 = the crown,
     behind the top; 0 = the very top; positive = toward the forehead).
+    face_edge : (azimuth, y) knots, sorted by azimuth, of the face's upper outline (both sides,
+    from ear to ear over the forehead), or () for none. Between the two azimuths of
+    ``edge_blend`` (absolute values) the hairline turns from its forehead course down to
+    :data:`FACE_EDGE_MARGIN` above this outline, where that is lower: hair grows down beside the
+    temples to the face's edge, as a real hairline does (a hairline that stays at the forehead's
+    height round to the ears leaves a band of bare skin there, and the face reads wider).
     """
 
     front_y: float = 0.52
@@ -58,6 +68,8 @@ class Hairline:
     recede: float = 0.0
     crown_gap: float = 0.0
     crown_tilt: float = -0.44
+    face_edge: tuple[tuple[float, float], ...] = ()
+    edge_blend: tuple[float, float] = (0.0, 0.0)
 
     def limit_y(self, az: np.ndarray) -> np.ndarray:
         """Height (y of the unit direction) of the lower hairline at azimuth ``az`` (radians, 0 = front
@@ -66,8 +78,16 @@ class Hairline:
         front = np.cos(az).clip(0, 1)  # 1 at the front, 0 at the sides and back
         back = (-np.cos(az)).clip(0, 1)
         side = 1.0 - front - back
+        base = front * self.front_y + side * self.side_y + back * self.back_y
+        if self.face_edge:
+            knots = np.asarray(self.face_edge, np.float64)
+            edge = np.interp(az, knots[:, 0], knots[:, 1] + FACE_EDGE_MARGIN, left=np.nan, right=np.nan)
+            b0, b1 = self.edge_blend
+            w = np.clip((np.abs(az) - b0) / max(b1 - b0, 1e-6), 0.0, 1.0)
+            lowered = base + w * (np.minimum(base, np.nan_to_num(edge, nan=np.inf)) - base)
+            base = np.where(np.isnan(edge), base, lowered)
         temple = np.exp(-(((np.abs(az) - 0.75) / 0.3) ** 2)) * self.recede
-        return front * self.front_y + side * self.side_y + back * self.back_y + 0.35 * temple
+        return base + 0.35 * temple
 
     def in_crown_gap(self, d: np.ndarray) -> np.ndarray:
         """d : (n, 3) unit directions. Returns (n,) bool, True inside the bald crown patch."""

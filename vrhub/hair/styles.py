@@ -24,6 +24,7 @@ from vrhub.hair.cards import (
     finish,
     grow_strands,
     hairline_band,
+    polar_direction,
     ribbons,
 )
 from vrhub.pipeline.types import HairAttributes, HairModel, HeadModel
@@ -171,15 +172,83 @@ def hairline_for(attributes: HairAttributes, surface: ScalpSurface, head: HeadMo
             # the photo's own hairline, measured above landmark 10 in forehead-to-chin units; only
             # ever raised (a fringe is drawn by fringe strands, and a hair mask that runs over the
             # forehead is a segmentation error more often than a hairline)
-            up = forehead - np.asarray(head.vertices[lv[152]], np.float64)
-            p = forehead + float(np.clip(attributes.hairline, 0.0, 0.45)) * up - surface.centre
-            front_y = max(front_y, float(p[1] / max(np.linalg.norm(p), 1e-9)))
+            # The photo measures it as a height in the image, so it is placed at that height in
+            # the photo's view: the point of the forehead's midline that high above landmark 10
+            # along the image's up direction at the photo's pitch. (Taking the direction of the
+            # point that far along the chin -> forehead line put the hairline about half as high:
+            # that point floats in front of the sloping forehead, and the ray from the head's
+            # centre through it meets the scalp lower down.)
+            pitch = np.radians(float(head.quality.get("pitch", 0.0) or 0.0))
+            up = np.array([0.0, np.cos(pitch), np.sin(pitch)])
+            chin = np.asarray(head.vertices[lv[152]], np.float64)
+            lift = float(np.clip(attributes.hairline, 0.0, 0.45)) * float((forehead - chin) @ up)
+            front_y = max(front_y, midline_direction_y(surface, float(forehead @ up) + lift, up))
     if attributes.baldness == "crown_or_top":
         # male-pattern baldness: bare from the forehead over the top to the crown, hair left as a
         # horseshoe over the ears and round the back
         return Hairline(front_y=max(front_y, 0.75), recede=0.7, crown_gap=1.0, crown_tilt=-0.12)
     recede = 0.7 if attributes.baldness == "receding" else 0.0
-    return Hairline(front_y=front_y, recede=recede)
+    edge, blend = face_edge(surface, head)
+    return Hairline(front_y=front_y, recede=recede, face_edge=edge, edge_blend=blend)
+
+
+#: The face oval's landmarks from the forehead's middle (10) down each side to the ear (234 on the
+#: subject's right, 454 on the left), in mediapipe's face mesh.
+OVAL_RIGHT = (10, 109, 67, 103, 54, 21, 162, 127, 234)
+OVAL_LEFT = (10, 338, 297, 332, 284, 251, 389, 356, 454)
+#: The hairline turns down toward the face's edge between these landmarks' azimuths (upper
+#: forehead -> forehead corner).
+EDGE_BLEND_LANDMARKS = (67, 54)
+
+
+def face_edge(
+    surface: ScalpSurface, head: HeadModel
+) -> tuple[tuple[tuple[float, float], ...], tuple[float, float]]:
+    """The face's upper outline as (azimuth, y) knots of unit directions from the scalp's centre,
+    sorted by azimuth, and the |azimuth| range over which the hairline turns down to it (see
+    :class:`vrhub.hair.cards.Hairline`). ((), (0, 0)) for a head without the face mesh."""
+    if len(head.vertices) < 468:
+        return (), (0.0, 0.0)
+    lv = np.asarray(head.landmark_vertices)
+    v = np.asarray(head.vertices, np.float64)
+
+    def directions(ids: tuple[int, ...]) -> np.ndarray:
+        d = v[lv[list(ids)]] - surface.centre
+        return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
+
+    d = directions(OVAL_RIGHT[::-1] + OVAL_LEFT[1:])
+    az = np.arctan2(d[:, 0], d[:, 2])
+    order = np.argsort(az, kind="stable")
+    knots = tuple((float(a), float(y)) for a, y in zip(az[order], d[order, 1], strict=True))
+    blend_dirs = directions(
+        EDGE_BLEND_LANDMARKS + tuple(OVAL_LEFT[OVAL_RIGHT.index(i)] for i in EDGE_BLEND_LANDMARKS)
+    )
+    blend_az = np.abs(np.arctan2(blend_dirs[:, 0], blend_dirs[:, 2]))
+    b0 = float((blend_az[0] + blend_az[2]) / 2)
+    b1 = float((blend_az[1] + blend_az[3]) / 2)
+    return knots, (b0, max(b1, b0 + 1e-3))
+
+
+def midline_direction_y(surface: ScalpSurface, height: float, up: np.ndarray | None = None) -> float:
+    """y of the unit direction (from the scalp's centre) at which the front midline of the head
+    surface is ``height`` metres along ``up`` (head frame; default +Y, the image's up in a photo
+    taken at the head's own level); the surface is searched from the top of the head down to its
+    equator."""
+    u = np.array([0.0, 1.0, 0.0]) if up is None else np.asarray(up, np.float64)
+    polar = np.linspace(0.02, np.pi / 2, 200)
+    d = polar_direction(polar, np.zeros_like(polar))
+    y = surface.project(d, 0.0) @ u
+    # from the highest point along ``up`` (the top of the head, or behind it for a raised chin)
+    # the midline falls to the equator
+    top = int(np.argmax(y))
+    polar, y = polar[top:], y[top:]
+    if height >= y[0] or len(y) < 2:
+        return float(np.cos(polar[0]))
+    if height <= y[-1]:
+        return float(np.cos(polar[-1]))
+    k = int(np.argmax(y < height))
+    t = (y[k - 1] - height) / max(y[k - 1] - y[k], 1e-12)
+    return float(np.cos(polar[k - 1] + t * (polar[k] - polar[k - 1])))
 
 
 def _part_x(attributes: HairAttributes, surface: ScalpSurface) -> float | None:
