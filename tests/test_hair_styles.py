@@ -154,6 +154,16 @@ def test_a_partial_fringe_is_swept_to_the_side(head):
         strands = mesh.vertices.reshape(-1, 7, 2, 3).mean(axis=2)  # (n, steps + 1, xyz) centre lines
         sweep = sign * (strands[:, -1, 0] - strands[:, 0, 0])
         assert np.median(sweep) > 0.008, (parting, np.median(sweep))
+        # it thins out toward the parting's side in short wisps instead of ending in a straight
+        # edge of full-length strands (it was one block over one temple), and its tips do not
+        # line up above the brows
+        lowest = strands[:, :, 1].min(axis=1)  # how far down the forehead each strand reaches
+        across = sign * (strands[:, 0, 0] - surface.centre[0])
+        inner, outer = across < np.quantile(across, 0.25), across > np.quantile(across, 0.75)
+        assert np.median(lowest[inner]) > np.median(lowest[outer]) + 0.005
+        assert across.min() < -0.01  # it reaches past the middle of the forehead
+        tips = strands[outer, -1, 1]
+        assert np.ptp(tips) > 0.008 and tips.std() > 0.002
         rel = strands.reshape(-1, 3) - surface.centre
         dist = np.linalg.norm(rel, axis=1)
         assert (dist >= surface.radius(rel / dist[:, None]) - 1e-4).mean() > 0.99  # outside the scalp

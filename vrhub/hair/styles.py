@@ -34,6 +34,11 @@ MAX_TRIANGLES = 8000
 HAIRLINE_LIFT = 0.04
 #: metres a side-swept (partial) fringe's tips move toward the far temple
 FRINGE_SWEEP = 0.016
+#: where a partial fringe's roots start across the forehead (x of the unit direction, on the
+#: parting's side of the middle); its strands grow from short wisps there to full length
+PARTIAL_INNER = -0.2
+#: metres over which a fringe's tips spread above the brows
+FRINGE_RAGGED = 0.012
 
 
 @dataclass(frozen=True)
@@ -353,25 +358,26 @@ def _fringe(
     head: HeadModel,
 ) -> CardMesh:
     """Strands from the front of the scalp combed forward over the forehead (full: brow to brow;
-    partial: a side-swept lock on the side away from the parting)."""
+    partial: a side-swept lock, densest and longest on the side away from the parting, thinning out
+    in short wisps toward the other side). Tips end at uneven heights above the brows."""
     steps = 6
     n = max(12, budget // (2 * steps))
     roots, dirs = surface.sample_roots(n * 8, replace(hairline, crown_gap=0.0), seed=seed + 99)
     front = (dirs[:, 2] > 0.6) & (dirs[:, 1] < hairline.front_y + 0.3)
     rng = np.random.default_rng(seed + 98)
+    sign = -1.0 if attributes.parting == "left" else 1.0
+    across = sign * dirs[:, 0]  # > 0 on the lock's side
     if kind == "partial":
-        sign = -1.0 if attributes.parting == "left" else 1.0
-        # a soft inner edge: the lock starts at a slightly different place for every strand
-        front &= sign * dirs[:, 0] > -0.05 + rng.normal(0.0, 0.04, len(dirs))
-    roots, dirs = roots[front][:n], dirs[front][:n]
+        # the lock reaches past the middle of the forehead and fades out there, strand by strand
+        front &= across > PARTIAL_INNER + rng.normal(0.0, 0.05, len(dirs))
+    roots, dirs, across = roots[front][:n], dirs[front][:n], across[front][:n]
     if len(roots) == 0:
         return CardMesh.empty()
     base = 0.075 if spec.length > 0.05 else 0.05
-    # uneven lengths (where the brow stop does not cut them); a side-swept lock is shorter near its
-    # parting
     length = base * rng.uniform(0.8, 1.12, len(roots))
     if kind == "partial":
-        length *= np.clip(0.6 + 0.4 * (sign * dirs[:, 0] + 0.05) / 0.4, 0.6, 1.0)
+        # short wisps at the inner edge, the full length from a little past the middle outward
+        length *= np.clip(0.3 + 0.7 * (across - PARTIAL_INNER) / (0.2 - PARTIAL_INNER), 0.3, 1.0)
     fwd = np.ones(len(roots), bool)
     face = FaceZone.from_head(head, stop_at_top=True) if len(head.vertices) >= 468 else None
     paths = grow_strands(
@@ -379,6 +385,11 @@ def _fringe(
         curl_amplitude=spec.curl_amplitude * 0.5, curl_turns=spec.curl_turns * 0.5, seed=seed + 5,
         face=face,
     )  # fmt: skip
+    if face is not None:
+        # every strand stops at its own height over the brows, so the tips do not line up
+        stop = face.top_y + rng.uniform(0.0, FRINGE_RAGGED, len(paths))[:, None]
+        over = (np.abs(paths[..., 0] - face.cx) < face.half_width) & (paths[..., 2] > face.front_z)
+        paths[..., 1] = np.where(over, np.maximum(paths[..., 1], stop), paths[..., 1])
     if kind == "partial":
         # swept toward the far temple: the tips shift sideways, more the further along the strand
         t = np.linspace(0.0, 1.0, steps + 1) ** 1.3
@@ -386,7 +397,8 @@ def _fringe(
         paths = surface.push_out(paths, SCALP_OFFSET)
         if face is not None:
             paths = face.keep_out(paths)
-    return ribbons(paths, 0.016, surface, column=1, taper=0.4)
+    width = 0.016
+    return ribbons(paths, width, surface, column=1, taper=0.5)
 
 
 def _bun(surface: ScalpSurface, budget: int, seed: int) -> CardMesh:
