@@ -15,11 +15,11 @@ annotate_hair = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(annotate_hair)
 
 #: measured 0.723 mean IoU over the 18 shared photos with hair, 0.841 against the second annotator's
-#: outlines of the same photos and 0.797 over the 25 pool portraits (worst photo 0.53) (see the hair report); the floors
+#: outlines of the same photos and 0.805 over the 25 pool portraits (worst photo 0.53) (see the hair report); the floors
 #: sit a little under them so a regression fails
 MEAN_IOU_FLOOR = 0.68
 SECOND_MEAN_IOU_FLOOR = 0.79
-POOL_MEAN_IOU_FLOOR = 0.78
+POOL_MEAN_IOU_FLOOR = 0.79
 PHOTO_IOU_FLOOR = 0.45
 
 
@@ -369,3 +369,52 @@ def test_hair_hangs_down_from_the_head():
     assert out[6:15, 7:9].all()
     assert not out[9:14, 14:17].any()
     assert not (out & ~cand).any()
+
+
+def test_a_lit_forehead_grows_from_the_forehead_and_stops_at_a_hairline():
+    """lit_forehead: skin that fades gradually brighter upward out of the forehead joins it; an
+    even, smooth band of hair above a step in lightness does not, nor does smooth skin-like area
+    the forehead does not reach."""
+    from vrhub.stages.landmark_segment import lit_forehead
+
+    rng = np.random.default_rng(5)
+    h, w = 90, 80
+    lightness = np.empty((h, w), np.float32)
+    # the forehead (its lower band is the seed) lit more and more towards the top, no edge
+    lightness[30:] = np.linspace(80.0, 56.0, 60)[:, None]
+    lightness[:30] = 45.0  # close-cropped hair: smooth, but a step down in lightness
+    lightness[:, 70:] = 62.0  # a smooth patch beside, cut off from the forehead by a wall
+    lightness[:, 66:70] = 20.0
+    lightness += rng.normal(0.0, 0.2, lightness.shape).astype(np.float32)
+    lab = np.zeros((h, w, 3), np.float32)
+    lab[:, :, 0] = lightness
+    lab[:, :, 1:] = 15.0
+    smooth = np.ones((h, w), bool)
+    smooth[:, 66:70] = False
+    seed = np.zeros((h, w), bool)
+    seed[62:88, 5:60] = True
+    zone = np.ones((h, w), bool)
+    grown = lit_forehead(lab, smooth, seed, zone)
+    assert grown[seed].all()
+    assert grown[33:58, 5:60].mean() > 0.95  # the lit forehead
+    assert grown[:27, 5:60].mean() < 0.02  # the hair above the step
+    assert not grown[:, 72:].any()  # not through the wall
+    # nothing to grow from: nothing
+    assert not lit_forehead(lab, smooth, np.zeros((h, w), bool), zone).any()
+
+
+@pytest.mark.slow
+def test_a_lit_high_forehead_and_a_bald_crown_are_not_hair():
+    """S000810's lit forehead and B001275's bald crown continue the forehead's skin above the band
+    the smoothness test covers; they were taken for hair (IoU with the outlines 0.723 and 0.579).
+    C000537's close grey crop, as smooth as skin, stays hair."""
+    pool = annotate_hair.load_polygons(annotate_hair.POOL)
+    shared = annotate_hair.load_polygons()
+    for rel, polys, floor in (
+        ("hair_pool/S000810.jpg", pool, 0.75),
+        ("hair_pool/B001275.jpg", pool, 0.65),
+        ("faces/congress_C000537.jpg", shared, 0.70),
+    ):
+        photo, _, seg = observed(rel)
+        truth = annotate_hair.rasterise(polys[rel], (photo.width, photo.height))
+        assert annotate_hair.iou(seg.hair > 0.5, truth) > floor, rel

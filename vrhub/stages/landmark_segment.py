@@ -179,6 +179,37 @@ def smooth_like_skin(energy: np.ndarray, skin_samples: np.ndarray, factor: float
     return cv2.GaussianBlur(smooth, (0, 0), 2.0) > 0.5
 
 
+#: a lit forehead continues the forehead's skin upward without an edge in lightness: pixels whose
+#: lightness gradient is under this multiple of the forehead band's own are "no edge"
+LIT_FOREHEAD_EDGE = 3.0
+
+
+def lit_forehead(
+    lab: np.ndarray,
+    smooth: np.ndarray,
+    seed: np.ndarray,
+    zone: np.ndarray,
+) -> np.ndarray:
+    """The part of ``zone`` that continues the forehead skin ``seed`` upward: smooth pixels joined
+    to it (4-connected) without crossing an edge in lightness. A lit high forehead or a bald crown
+    fades gradually out of the forehead; a hairline, even a close grey crop as smooth as skin
+    (C000537), is a step in lightness that stops the growth.
+
+    lab : (h, w, 3) float32 CIELAB; smooth : (h, w) bool, :func:`smooth_like_skin`; seed : (h, w)
+    bool, forehead pixels already known to be skin; zone : (h, w) bool, where it may grow.
+    Returns (h, w) bool (``seed`` included)."""
+    if not seed.any():
+        return np.zeros(smooth.shape, bool)
+    lightness = cv2.GaussianBlur(lab[:, :, 0], (0, 0), 1.0)
+    gradient = np.hypot(
+        cv2.Sobel(lightness, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(lightness, cv2.CV_32F, 0, 1, ksize=3)
+    )
+    calm = gradient < LIT_FOREHEAD_EDGE * max(float(np.median(gradient[seed])), 1e-3)
+    _, labels = cv2.connectedComponents(((smooth & calm & zone) | seed).astype(np.uint8), connectivity=4)
+    joined = np.unique(labels[seed])
+    return np.isin(labels, joined[joined > 0]) & (zone | seed)
+
+
 def _crop_box(face: FaceObservation, width: int, height: int) -> tuple[int, int, int, int, float]:
     """Crop (x0, y0, x1, y1) around the head and the scale that makes the face WORK_FACE_WIDTH wide."""
     lm = face.landmarks[:, :2]
@@ -417,7 +448,12 @@ def segment_regions(
         & (ys < top_y + 0.1 * face_h)
         & (np.abs(xs - cx) < 0.3 * face_w)
     )
-    hair_hard &= ~(forehead_top & smooth_like_skin(energy, skin_discs, FOREHEAD_TOP_SMOOTH))
+    top_smooth = smooth_like_skin(energy, skin_discs, FOREHEAD_TOP_SMOOTH)
+    hair_hard &= ~(forehead_top & top_smooth)
+    # above that band, the forehead's skin goes on only as far as it fades without an edge (a lit
+    # high forehead, S000810; a bald crown, B001275), not into hair that is as smooth
+    scalp = ~oval_mask & (ys > top_y - 0.6 * face_h) & (np.abs(xs - cx) < 0.45 * face_w)
+    hair_hard &= ~lit_forehead(lab, top_smooth, forehead_top & top_smooth, scalp)
     hair_u8 = hair_hard.astype(np.uint8)
     hair_u8 = cv2.morphologyEx(hair_u8, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     # keep the components that reach the head: hair hangs from it, and a piece that reaches no higher
