@@ -370,3 +370,37 @@ def test_a_frontal_face_keeps_its_own_asymmetry():
     # by (1 - 2 * blend)
     turned = symmetrise(face_in_head_frame(face), SYMMETRY_TURNED)
     assert np.abs(_asymmetry(turned)).mean() < 0.65 * np.abs(_asymmetry(face_in_head_frame(face))).mean()
+
+
+@needs_photos
+def test_hair_over_one_brow_is_filled_from_the_other_side():
+    """Face texels under hair are hidden, like texels turned away: a lock over one brow (C001080's
+    fringe was baked in as a dark smudge over her brow) is filled from the mirrored brow where the
+    segmentation marks it as hair."""
+    import cv2
+
+    path = next(p for p in PHOTOS if "F000010" in p.name)
+    photo = _photo(path)
+    face = detect_face(photo)
+    lm = face.landmarks[:, :2]
+    brow = lm[[70, 63, 105, 66, 107, 55, 65, 52, 53, 46]]  # the subject's right brow and above it
+    centre = brow.mean(0)
+    lock = np.zeros(photo.pixels.shape[:2], np.uint8)
+    hull = cv2.convexHull(((brow - centre) * 1.6 + centre).astype(np.int32))
+    cv2.fillConvexPoly(lock, hull, 1)
+    painted = photo.pixels.copy()
+    painted[lock.astype(bool)] = (35, 28, 22)
+    covered = Photo(painted, name=path.name)
+    hair = lock.astype(np.float32)
+    seg = Segmentation(hair=hair, skin=1.0 - hair, body=np.zeros_like(hair), background=np.zeros_like(hair))
+    size = 256
+    clean = reconstruct_head(photo, face, _no_segmentation(photo), texture_size=size)
+    filled = reconstruct_head(covered, face, seg, texture_size=size)
+    smudged = reconstruct_head(covered, face, _no_segmentation(covered), texture_size=size)
+
+    def patch(head: HeadModel) -> np.ndarray:
+        u, v = (head.uvs[[105, 66, 65]].astype(np.float64) * size).mean(0)
+        return head.albedo[int(v) - 3 : int(v) + 4, int(u) - 3 : int(u) + 4].reshape(-1, 3).mean(0)
+
+    assert np.abs(patch(smudged) - patch(clean)).mean() > 30  # the lock baked in
+    assert np.abs(patch(filled) - patch(clean)).mean() < 0.4 * np.abs(patch(smudged) - patch(clean)).mean()

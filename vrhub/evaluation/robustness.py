@@ -86,9 +86,17 @@ def ciede2000(
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB uint8 (..., 3) -> CIELAB (..., 3) float64 (D65, OpenCV's conversion in float)."""
-    arr = np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0
-    return cv2.cvtColor(arr, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb)).astype(np.float64)
+    """sRGB uint8 (..., 3) -> CIELAB (..., 3) float64 (D65, OpenCV's conversion in float).
+
+    Each distinct colour is converted once and looked up: OpenCV's parallel, vectorised conversion
+    can round the same pixel differently from one call to the next (where it falls in a SIMD block
+    or a scalar tail), so two identical textures measured a ΔE of 2e-15 instead of 0."""
+    flat = np.asarray(rgb, np.uint8).reshape(-1, 3)
+    key = (flat[:, 0].astype(np.int32) << 16) | (flat[:, 1].astype(np.int32) << 8) | flat[:, 2]
+    colours, index = np.unique(key, return_inverse=True)
+    unique = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], 1)
+    lab = cv2.cvtColor(unique.astype(np.float32).reshape(-1, 1, 3) / 255.0, cv2.COLOR_RGB2Lab)
+    return lab.reshape(-1, 3)[index.reshape(-1)].reshape(np.shape(rgb)).astype(np.float64)
 
 
 # --- photo variants ---------------------------------------------------------------------------

@@ -316,6 +316,7 @@ def bake_head_texture(
     template: HeadTemplate | None = None,
     white_balance: bool = True,
     background_mask: np.ndarray | None = None,
+    hair_mask: np.ndarray | None = None,
 ) -> BakedTexture:
     """Bake the albedo atlas.
 
@@ -330,6 +331,10 @@ def bake_head_texture(
         (:func:`vrhub.geometry.colour_constancy.tone_correction`).
     background_mask : (h, w) float in [0, 1] or None — the segmentation's background (a cue for
         the tone curve).
+    hair_mask : (h, w) float in [0, 1] or None — the segmentation's hair. Face texels under hair
+        (a fringe over one brow, a lock over a cheek) count as hidden, like texels turned away
+        from the camera: they are filled from the mirrored side where that is seen, else with
+        the skin tone.
     """
     if not MIN_TEXTURE <= size <= MAX_TEXTURE:
         raise ValueError(f"texture size must be between {MIN_TEXTURE} and {MAX_TEXTURE}, got {size}")
@@ -357,11 +362,18 @@ def bake_head_texture(
     own = _sample(photo_c, at_own[:, :2]).astype(np.float32)
     mirrored = _sample(photo_c, at_mir[:, :2]).astype(np.float32)
     vis_own, vis_mir = at_own[:, 2], at_mir[:, 2]
+    # what the fill may use: seen by the camera and not under hair
+    use_own, use_mir = vis_own, vis_mir
+    if hair_mask is not None:
+        hair = np.asarray(hair_mask, np.float32)
+        use_own = vis_own * (1.0 - _sample(hair, at_own[:, :2]).reshape(-1))
+        use_mir = vis_mir * (1.0 - _sample(hair, at_mir[:, :2]).reshape(-1))
     skin_w, fade = at_own[:, 6], at_own[:, 7]
     if skin_mask is not None:
         mask_here = _sample(np.asarray(skin_mask, np.float32), at_own[:, :2]).reshape(-1)
+        mask_mir = _sample(np.asarray(skin_mask, np.float32), at_mir[:, :2]).reshape(-1)
     else:
-        mask_here = np.ones(len(own), np.float32)
+        mask_here = mask_mir = np.ones(len(own), np.float32)
 
     # spherical-harmonic shading fitted on visible skin (a subsample of texels is plenty)
     fit = (skin_w > 0.9) & (vis_own > 0.6) & (mask_here > 0.5)
@@ -386,17 +398,20 @@ def bake_head_texture(
     shade_own = (raster.interp @ shade_v.astype(np.float32))[:, None]
     shade_mir = (raster.interp @ shade_v[face.mirror].astype(np.float32))[:, None]
     # symmetric fill by visibility
-    wo = (vis_own + 1e-3)[:, None]
-    wm = ((1 - vis_own) * vis_mir + 1e-4)[:, None]
+    wo = (use_own + 1e-3)[:, None]
+    wm = ((1 - use_own) * use_mir + 1e-4)[:, None]
     colour = (own / shade_own * wo + mirrored / shade_mir * wm) / (wo + wm)
-    seen = np.clip(vis_own + (1 - vis_own) * vis_mir, 0, 1)
+    seen = np.clip(use_own + (1 - use_own) * use_mir, 0, 1)
 
     # skin tone and the fade into it
     good = fit & (vis_own > 0.8)
     if good.sum() < 20:
         good = skin_w > 0.5
     tone = np.median(colour[good][::5], axis=0) if good.any() else np.array([200.0, 160.0, 130.0])
-    occl_w = np.maximum(mask_here, 1 - skin_w)  # features are never "not skin" for this purpose
+    # skin where the colour came from (the mirrored side's, where the fill took that); features are
+    # never "not skin" for this purpose
+    mask_used = (mask_here[:, None] * wo + mask_mir[:, None] * wm)[:, 0] / (wo + wm)[:, 0]
+    occl_w = np.maximum(mask_used, 1 - skin_w)
     alpha = np.clip(fade * seen * occl_w, 0, 1)
     face_rgb = colour * alpha[:, None] + tone.astype(np.float32) * (1 - alpha)[:, None]
 

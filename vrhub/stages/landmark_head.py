@@ -288,6 +288,7 @@ def reconstruct_head(
         skin,
         size=texture_size,
         background_mask=background,
+        hair_mask=segmentation.hair if segmentation is not None else None,
     )
     warnings: list[str] = []
     glasses = glasses_score(photo.pixels, face.landmarks)
