@@ -370,8 +370,9 @@ def bake_head_texture(
         use_mir = vis_mir * (1.0 - _sample(hair, at_mir[:, :2]).reshape(-1))
     skin_w, fade = at_own[:, 6], at_own[:, 7]
     if skin_mask is not None:
-        mask_here = _sample(np.asarray(skin_mask, np.float32), at_own[:, :2]).reshape(-1)
-        mask_mir = _sample(np.asarray(skin_mask, np.float32), at_mir[:, :2]).reshape(-1)
+        skin_f = np.asarray(skin_mask, np.float32)
+        mask_here = _sample(skin_f, at_own[:, :2]).reshape(-1)
+        mask_mir = _sample(skin_f, at_mir[:, :2]).reshape(-1)
     else:
         mask_here = mask_mir = np.ones(len(own), np.float32)
 
@@ -410,7 +411,7 @@ def bake_head_texture(
     tone = np.median(colour[good][::5], axis=0) if good.any() else np.array([200.0, 160.0, 130.0])
     # skin where the colour came from (the mirrored side's, where the fill took that); features are
     # never "not skin" for this purpose
-    mask_used = (mask_here[:, None] * wo + mask_mir[:, None] * wm)[:, 0] / (wo + wm)[:, 0]
+    mask_used = ((mask_here[:, None] * wo + mask_mir[:, None] * wm) / (wo + wm))[:, 0]
     occl_w = np.maximum(mask_used, 1 - skin_w)
     alpha = np.clip(fade * seen * occl_w, 0, 1)
     face_rgb = colour * alpha[:, None] + tone.astype(np.float32) * (1 - alpha)[:, None]

@@ -81,11 +81,11 @@ class Hairline:
         base = front * self.front_y + side * self.side_y + back * self.back_y
         if self.face_edge:
             knots = np.asarray(self.face_edge, np.float64)
-            edge = np.interp(az, knots[:, 0], knots[:, 1] + FACE_EDGE_MARGIN, left=np.nan, right=np.nan)
+            # beyond the outline's ends (behind the ears) nothing lowers the hairline
+            edge = np.interp(az, knots[:, 0], knots[:, 1] + FACE_EDGE_MARGIN, left=np.inf, right=np.inf)
             b0, b1 = self.edge_blend
             w = np.clip((np.abs(az) - b0) / max(b1 - b0, 1e-6), 0.0, 1.0)
-            lowered = base + w * (np.minimum(base, np.nan_to_num(edge, nan=np.inf)) - base)
-            base = np.where(np.isnan(edge), base, lowered)
+            base = base + w * (np.minimum(base, edge) - base)
         temple = np.exp(-(((np.abs(az) - 0.75) / 0.3) ** 2)) * self.recede
         return base + 0.35 * temple
 

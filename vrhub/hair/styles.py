@@ -214,23 +214,17 @@ def face_edge(
     :class:`vrhub.hair.cards.Hairline`). ((), (0, 0)) for a head without the face mesh."""
     if len(head.vertices) < 468:
         return (), (0.0, 0.0)
-    lv = np.asarray(head.landmark_vertices)
-    v = np.asarray(head.vertices, np.float64)
-
-    def directions(ids: tuple[int, ...]) -> np.ndarray:
-        d = v[lv[list(ids)]] - surface.centre
-        return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
-
-    d = directions(OVAL_RIGHT[::-1] + OVAL_LEFT[1:])
+    ids = OVAL_RIGHT[::-1] + OVAL_LEFT[1:]
+    d = np.asarray(head.vertices, np.float64)[np.asarray(head.landmark_vertices)[list(ids)]] - surface.centre
+    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
     az = np.arctan2(d[:, 0], d[:, 2])
     order = np.argsort(az, kind="stable")
     knots = tuple((float(a), float(y)) for a, y in zip(az[order], d[order, 1], strict=True))
-    blend_dirs = directions(
-        EDGE_BLEND_LANDMARKS + tuple(OVAL_LEFT[OVAL_RIGHT.index(i)] for i in EDGE_BLEND_LANDMARKS)
+    # the blend runs between the two sides' mean |azimuth| of each landmark pair
+    b0, b1 = (
+        float(np.abs(az[[ids.index(i), ids.index(OVAL_LEFT[OVAL_RIGHT.index(i)])]]).mean())
+        for i in EDGE_BLEND_LANDMARKS
     )
-    blend_az = np.abs(np.arctan2(blend_dirs[:, 0], blend_dirs[:, 2]))
-    b0 = float((blend_az[0] + blend_az[2]) / 2)
-    b1 = float((blend_az[1] + blend_az[3]) / 2)
     return knots, (b0, max(b1, b0 + 1e-3))
 
 
@@ -397,8 +391,7 @@ def _fringe(
         paths = surface.push_out(paths, SCALP_OFFSET)
         if face is not None:
             paths = face.keep_out(paths)
-    width = 0.016
-    return ribbons(paths, width, surface, column=1, taper=0.5)
+    return ribbons(paths, 0.016, surface, column=1, taper=0.5)
 
 
 def _bun(surface: ScalpSurface, budget: int, seed: int) -> CardMesh:

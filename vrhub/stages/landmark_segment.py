@@ -448,12 +448,11 @@ def segment_regions(
         & (ys < top_y + 0.1 * face_h)
         & (np.abs(xs - cx) < 0.3 * face_w)
     )
+    # and above that band the forehead's skin goes on only as far as it fades without an edge (a
+    # lit high forehead, S000810; a bald crown, B001275), not into hair that is as smooth
     top_smooth = smooth_like_skin(energy, skin_discs, FOREHEAD_TOP_SMOOTH)
-    hair_hard &= ~(forehead_top & top_smooth)
-    # above that band, the forehead's skin goes on only as far as it fades without an edge (a lit
-    # high forehead, S000810; a bald crown, B001275), not into hair that is as smooth
     scalp = ~oval_mask & (ys > top_y - 0.6 * face_h) & (np.abs(xs - cx) < 0.45 * face_w)
-    hair_hard &= ~lit_forehead(lab, top_smooth, forehead_top & top_smooth, scalp)
+    hair_hard &= ~lit_forehead(lab, top_smooth, forehead_top & top_smooth, scalp)  # the band included
     hair_u8 = hair_hard.astype(np.uint8)
     hair_u8 = cv2.morphologyEx(hair_u8, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     # keep the components that reach the head: hair hangs from it, and a piece that reaches no higher
