@@ -81,6 +81,23 @@ def test_neck_cut_is_flat(template):
     assert np.allclose(template.vertices[template.neck_rim, 1], NECK_CUT_Y)
 
 
+def test_head_has_adult_proportions(template):
+    """Skull breadth (ears left out) and the ears' span against the eye distance. An adult head is
+    about 2.4 interpupillary distances wide (15.2 against 6.3 cm); the template's blends out of the
+    face rim (2.45) so it sits a little above. A skull of 2.67 made mediapipe read the avatars'
+    faces wider than the photos' (issue 7's likeness)."""
+    from vrhub.geometry.canonical_face import EYE_RING_L, EYE_RING_R
+
+    v = template.vertices
+    ipd = np.linalg.norm(v[list(EYE_RING_L)].mean(0) - v[list(EYE_RING_R)].mean(0))
+    ears = np.concatenate([template.regions["ear_L"], template.regions["ear_R"]])
+    skull = np.delete(v, ears, axis=0)
+    breadth = np.ptp(skull[:, 0]) / ipd
+    assert 2.4 <= breadth <= 2.62, breadth
+    # the ears stand out of the skull's outline in a front view
+    assert np.ptp(v[:, 0]) > np.ptp(skull[:, 0])
+
+
 def test_triangle_budget_leaves_room_for_hair(template):
     counts = template.triangle_counts()
     assert counts["total"] <= 12_000

@@ -53,10 +53,16 @@ from vrhub.geometry.canonical_face import (
 
 #: Star centre of the shell (cm, canonical frame): inside skull, jaw and neck.
 CENTRE = np.array([0.0, -3.0, -3.0])
-#: Skull ellipsoid (centre, semi-axes) in cm.
-SKULL = (np.array([0.0, 3.0, -4.5]), np.array([8.0, 10.5, 10.0]))
+#: Skull ellipsoid (centre, semi-axes) in cm. The canonical face is 6.32 cm between the eye
+#: centres; adult head breadth is about 2.4 times the interpupillary distance (15.2 cm against
+#: 6.3 cm, ANSUR II / Farkas means). The template's widest skull, ears left out, is 16.3 cm
+#: (2.59x): the face rim itself is 15.5 cm wide and the shell blends out of it. It was 16.9 cm
+#: (2.67x, semi-axes 8.0 and 6.8): mediapipe read those renders' faces wider and shorter than the
+#: photos' (about 1.5 % each way), and the narrower skull took the shared portraits' median
+#: NME from 1.58 % to 1.41 %.
+SKULL = (np.array([0.0, 3.0, -4.5]), np.array([7.2, 10.5, 10.0]))
 #: Jaw ellipsoid (centre, semi-axes) in cm.
-JAW = (np.array([0.0, -4.0, -1.0]), np.array([6.8, 5.6, 6.5]))
+JAW = (np.array([0.0, -4.0, -1.0]), np.array([6.12, 5.6, 6.5]))
 #: Neck: elliptic cylinder around the vertical line x = 0, z = NECK_Z.
 NECK_Z, NECK_RX, NECK_RZ, NECK_TOP_Y = -3.0, 5.4, 5.8, -1.0
 #: Height of the flat neck cut (cm).
