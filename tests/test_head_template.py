@@ -98,6 +98,14 @@ def test_head_has_adult_proportions(template):
     assert np.ptp(v[:, 0]) > np.ptp(skull[:, 0])
 
 
+def test_no_triangles_cross(template):
+    """No self-intersections anywhere in the template: skin, eye sockets, eyeballs, mouth parts.
+    (The sockets' walls used to cut chords through the eyeballs: 290 crossing pairs.)"""
+    from vrhub.geometry.intersections import self_intersections
+
+    assert len(self_intersections(template.vertices, template.triangles)) == 0
+
+
 def test_triangle_budget_leaves_room_for_hair(template):
     counts = template.triangle_counts()
     assert counts["total"] <= 12_000

@@ -385,6 +385,7 @@ def _pocket(
     n_rings: int,
     front_angle: float,
     azimuths: np.ndarray | None = None,
+    radial: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A bag behind a closed ring of skin points, closed at the back.
 
@@ -393,6 +394,11 @@ def _pocket(
     at its azimuth about the centre, or at ``azimuths`` (r,) where given (a fitted ring keeps the
     template ring's, so a wavy, nearly closed ring cannot send an upper-lip point's wall down
     through the lower lip's).
+    radial : move each point's distance from the centre (in units of ``axes``) from the ring
+    point's to the ellipsoid's instead of blending straight toward the ellipsoid point: a
+    straight blend between two points outside the ellipsoid cuts a chord through it, which put
+    the eye sockets' walls through the eyeballs; radially, a ring outside the ellipsoid keeps the
+    bag outside it.
     Returns new vertices ((n_rings-1)*r + 1, 3) — rings 1..n_rings-1 and the back apex — and the
     triangles in local indices where 0..r-1 are the ring points and r.. the new vertices.
     """
@@ -405,9 +411,12 @@ def _pocket(
         t = k / n_rings
         th = np.maximum(theta0, front_angle) * (1 - t) + np.pi * t
         dirs = np.stack([np.sin(th) * np.cos(azim), np.sin(th) * np.sin(azim), np.cos(th)], 1)
-        on = centre + dirs * axes
         w = _smoothstep(np.full((r, 1), t * 4.0))
-        new.append(ring_pts * (1 - w) + on * w)
+        if radial:
+            rho = np.linalg.norm(rel, axis=1, keepdims=True) * (1 - w) + w
+            new.append(centre + dirs * axes * rho)
+        else:
+            new.append(ring_pts * (1 - w) + (centre + dirs * axes) * w)
     verts = np.concatenate(new + [[centre - np.array([0, 0, axes[2]])]])
     tris = []
     idx = np.arange(r)
@@ -464,7 +473,9 @@ def _teeth_arch(
 
 TONGUE_OFFSET = np.array([0.0, -0.8, -0.4])
 TONGUE_AXES = np.array([1.1, 0.38, 1.4])
-SOCKET_MARGIN = 0.15
+#: Gap (cm) between the eyeball and the socket's back wall. The socket's flat facets span up to
+#: ~55 degrees round the eye centre; at 0.15 their middles dipped into the eyeball.
+SOCKET_MARGIN = 0.25
 
 
 def _cavity_centre(lip_ring: np.ndarray, axes: np.ndarray) -> np.ndarray:
@@ -502,7 +513,9 @@ def _mouth_parts(
 
 def _socket(lid_ring: np.ndarray, eye_centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The eye-socket pocket behind a lid ring, wrapping the eyeball at a small margin."""
-    return _pocket(lid_ring, eye_centre, np.full(3, EYE_RADIUS + SOCKET_MARGIN), SOCKET_RINGS, 0.0)
+    return _pocket(
+        lid_ring, eye_centre, np.full(3, EYE_RADIUS + SOCKET_MARGIN), SOCKET_RINGS, 0.0, radial=True
+    )
 
 
 def _island(points2d: np.ndarray, name: str, margin: float = 0.06) -> np.ndarray:
