@@ -85,6 +85,19 @@ def built():
     return photo, run_pipeline(photo, default_registry().select())
 
 
+def test_rgb_to_lab_matches_published_srgb_values_and_repeats_exactly() -> None:
+    from vrhub.evaluation.robustness import rgb_to_lab
+
+    # sRGB primaries and white in CIELAB (D65), as published (e.g. Lindbloom's calculator)
+    rgb = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]], np.uint8)
+    expected = np.array(
+        [[53.24, 80.09, 67.20], [87.73, -86.18, 83.18], [32.30, 79.19, -107.86], [100.0, 0.0, 0.0]]
+    )
+    np.testing.assert_allclose(rgb_to_lab(rgb), expected, atol=0.05)
+    noise = np.random.default_rng(3).integers(0, 256, (300, 300, 3)).astype(np.uint8)
+    assert np.array_equal(rgb_to_lab(noise), rgb_to_lab(noise.copy()))
+
+
 def test_ciede2000_matches_sharmas_published_pairs() -> None:
     lab1 = np.array([p[0] for p in SHARMA_PAIRS])
     lab2 = np.array([p[1] for p in SHARMA_PAIRS])

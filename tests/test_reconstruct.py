@@ -127,6 +127,11 @@ def test_every_shared_photo_gives_a_closed_metric_textured_head(path: Path):
         assert np.linalg.norm(around - centre, axis=1).min() > radius
     for name, inside in _inside_the_mouth(head).items():
         assert inside == 1.0, name
+    # the face's skin does not pass through itself (a removed smile used to fold the mouth corners)
+    from vrhub.geometry.intersections import self_intersections
+
+    face_tris = t[(t < 468).all(1)].astype(np.int64)
+    assert len(self_intersections(v[:468], face_tris)) == 0
     q = head.quality
     assert {"yaw", "pitch", "roll", "warnings", "expression_removed", "glasses_score", "occluded"} <= set(q)
     if path.name.startswith("grid_"):  # 360x288 video stills: the detector's warning is reported too
@@ -288,6 +293,25 @@ def test_shading_fit_ignores_a_beard_and_does_not_blow_out_the_skin():
     lum = albedo[face_uv_mask(head, albedo.shape[0])] @ [0.299, 0.587, 0.114]
     tone = float(np.dot(head.skin_tone, [0.299, 0.587, 0.114]))
     assert (lum > 1.4 * tone).mean() < 0.06
+
+
+def test_a_folded_mouth_corner_is_untangled_and_nothing_else_moves():
+    from vrhub.geometry.canonical_face import load_canonical_face
+    from vrhub.geometry.intersections import self_intersections
+    from vrhub.stages.landmark_head import _face_skin, untangle_face
+
+    tris = _face_skin()[0]
+    canonical = load_canonical_face().vertices
+    assert np.array_equal(untangle_face(canonical), canonical)
+    pts = canonical.copy()
+    pts[[409, 270], 1] -= 0.9  # the upper lip's corner pushed down through the lower lip
+    assert len(self_intersections(pts, tris)) > 0
+    fixed = untangle_face(pts)
+    assert len(self_intersections(fixed, tris)) == 0
+    moved = np.linalg.norm(fixed - pts, axis=1) > 1e-9
+    # only the fold's neighbourhood moves: within 2 cm of the pushed points
+    near = np.linalg.norm(pts[:, None] - pts[[409, 270]][None], axis=2).min(1) < 2.0
+    assert moved.any() and not (moved & ~near).any()
 
 
 def test_crossed_lips_are_moved_apart_symmetrically():

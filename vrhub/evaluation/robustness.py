@@ -85,18 +85,37 @@ def ciede2000(
     return np.sqrt(np.maximum(tl**2 + tc**2 + th**2 + rt * tc * th, 0.0))
 
 
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB uint8 (..., 3) -> CIELAB (..., 3) float64 (D65, OpenCV's conversion in float).
+#: sRGB (D65) to CIE XYZ and the D65 white point, as OpenCV's RGB2Lab uses them.
+_SRGB_TO_XYZ = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_D65 = np.array([0.950456, 1.0, 1.088754])
 
-    Each distinct colour is converted once and looked up: OpenCV's parallel, vectorised conversion
-    can round the same pixel differently from one call to the next (where it falls in a SIMD block
-    or a scalar tail), so two identical textures measured a ΔE of 2e-15 instead of 0."""
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB uint8 (..., 3) -> CIELAB (..., 3) float64 (D65; OpenCV's constants, in numpy).
+
+    Each distinct colour is converted once and looked up. The conversion is plain numpy rather
+    than ``cv2.cvtColor``: OpenCV's parallel, vectorised conversion can round the same colour
+    differently from one call to the next (where a thread's block and its SIMD tail fall), so two
+    identical textures measured a ΔE of 2e-15 instead of 0, now and then."""
     flat = np.asarray(rgb, np.uint8).reshape(-1, 3)
     key = (flat[:, 0].astype(np.int32) << 16) | (flat[:, 1].astype(np.int32) << 8) | flat[:, 2]
     colours, index = np.unique(key, return_inverse=True)
-    unique = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], 1)
-    lab = cv2.cvtColor(unique.astype(np.float32).reshape(-1, 1, 3) / 255.0, cv2.COLOR_RGB2Lab)
-    return lab.reshape(-1, 3)[index.reshape(-1)].reshape(np.shape(rgb)).astype(np.float64)
+    c = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], 1) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _SRGB_TO_XYZ.T / _D65
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    y = xyz[:, 1]
+    lab = np.stack(
+        [
+            np.where(y > 0.008856, 116.0 * f[:, 1] - 16.0, 903.3 * y),
+            500.0 * (f[:, 0] - f[:, 1]),
+            200.0 * (f[:, 1] - f[:, 2]),
+        ],
+        1,
+    )
+    return lab[index.reshape(-1)].reshape(np.shape(rgb))
 
 
 # --- photo variants ---------------------------------------------------------------------------

@@ -52,8 +52,9 @@ def candidate_pairs(vertices: np.ndarray, triangles: np.ndarray, cell: float | N
         step += 1
     if not pairs:
         return np.zeros((0, 2), np.int64)
-    p = np.unique(np.sort(np.concatenate(pairs), 1), axis=0)
-    p = p[p[:, 0] != p[:, 1]]
+    p = np.sort(np.concatenate(pairs), 1)
+    code = np.unique(p[p[:, 0] != p[:, 1]] @ np.array([len(t), 1], np.int64))
+    p = np.stack([code // len(t), code % len(t)], 1)
     overlap = np.all((bmin[p[:, 0]] <= bmax[p[:, 1]]) & (bmin[p[:, 1]] <= bmax[p[:, 0]]), axis=1)
     p = p[overlap]
     ta, tb = t[p[:, 0]], t[p[:, 1]]

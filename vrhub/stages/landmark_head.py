@@ -16,7 +16,8 @@
    present — a bounded least-squares fit of the mouth and eye shapes to the difference between
    the face and the canonical face (similarity-aligned), keeping only weights above a dead zone
    (identity, e.g. naturally full lips, is not an expression) — and the removed weights are
-   reported in ``HeadModel.expression_removed`` (ARKit order).
+   reported in ``HeadModel.expression_removed`` (ARKit order). Crossed inner lips are moved apart
+   (:func:`keep_lips_apart`) and any fold of the face's skin is relaxed (:func:`untangle_face`).
 4. **Template.** :func:`vrhub.geometry.head_template.fit_head_template` places the face as
    vertices[0:468] and bends the skull, ears, neck, eye sockets, mouth cavity, teeth and tongue
    around it; eyeballs go behind the iris landmarks.
@@ -37,6 +38,7 @@ import numpy as np
 from vrhub import hookimpl
 from vrhub.geometry.canonical_face import load_canonical_face
 from vrhub.geometry.head_template import fit_head_template, get_head_template
+from vrhub.geometry.intersections import self_intersections
 from vrhub.geometry.texture import bake_head_texture
 from vrhub.pipeline.types import ARKIT_BLENDSHAPES, FaceObservation, HeadModel, Photo, Segmentation
 from vrhub.stages.mediapipe_detect import IRIS_LEFT, IRIS_RIGHT, head_pose
@@ -261,6 +263,47 @@ def keep_lips_apart(points: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Rounds of :func:`untangle_face` and how far each moves a crossing vertex toward its neighbours.
+UNTANGLE_ROUNDS, UNTANGLE_STEP = 30, 0.5
+
+
+@lru_cache(maxsize=1)
+def _face_skin() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The template's face skin triangles (all corners among the 468 landmarks), each landmark's
+    neighbours as a (468, 468) 0/1 matrix and its neighbour count."""
+    from scipy import sparse
+
+    tris = get_head_template().triangles
+    tris = tris[(tris < 468).all(1)]
+    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    adj = sparse.coo_matrix(
+        (np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(468, 468)
+    ).tocsr()
+    adj.data[:] = 1.0
+    return tris, adj, np.asarray(adj.sum(1)).ravel()
+
+
+def untangle_face(points: np.ndarray) -> np.ndarray:
+    """Unfold the face where its skin passes through itself.
+
+    Removing a broad smile through the rig's smile shapes can fold the mouth corners: over the
+    14 shared portraits, the upper lip's corner triangles crossed the lower lip's on 11 faces
+    (1-19 crossing pairs each). While any face triangles cross, the corners of the crossing
+    triangles move half-way toward the mean of their neighbours (a local Laplacian step), at most
+    :data:`UNTANGLE_ROUNDS` times. points (k >= 468, 3) cm, head frame -> same; a face without
+    crossings is returned unchanged."""
+    tris, adj, deg = _face_skin()
+    out = np.array(points, np.float64, copy=True)
+    for _ in range(UNTANGLE_ROUNDS):
+        pairs = self_intersections(out[:468], tris)
+        if not len(pairs):
+            break
+        moving = np.unique(tris[pairs.ravel()])
+        mean = (adj @ out[:468]) / deg[:, None]
+        out[moving] += UNTANGLE_STEP * (mean[moving] - out[moving])
+    return out
+
+
 def reconstruct_head(
     photo: Photo, face: FaceObservation, segmentation: Segmentation, texture_size: int = TEXTURE_SIZE
 ) -> HeadModel:
@@ -271,7 +314,7 @@ def reconstruct_head(
     amount = SYMMETRY_FRONTAL + (SYMMETRY_TURNED - SYMMETRY_FRONTAL) * min(abs(yaw) / 45.0, 1.0)
     pts = symmetrise(pts, amount)
     pts, removed, method = neutralise_expression(pts)
-    pts = keep_lips_apart(pts)
+    pts = untangle_face(keep_lips_apart(pts))
     iris = pts[[IRIS_LEFT, IRIS_RIGHT]]
     fitted = fit_head_template(template, pts[:468], iris=iris)
     v = fitted.vertices
