@@ -141,3 +141,26 @@ def test_fitting_keeps_the_face_exact_and_the_eyeballs_behind_the_lids(template)
         eye = fitted[template.regions[f"eyeball_{side}"]]
         assert np.ptp(eye[:, 0]) == pytest.approx(2.4, abs=1e-6)
     assert np.allclose(fitted[template.neck_rim, 1], fitted[template.neck_rim, 1].mean())
+
+
+def test_tooth_gaps_fall_on_the_teeth_and_darken_the_texture(template):
+    from vrhub.geometry.head_template import ISLANDS, tooth_gap_us
+    from vrhub.geometry.texture import TEETH, _draw_tooth_gaps, _fill_island
+
+    u = template.uvs[np.concatenate([template.regions["teeth_upper"], template.regions["teeth_lower"]]), 0]
+    gaps = tooth_gap_us()
+    # the midline and two gaps each side, symmetric about the arch's middle, all on the teeth
+    centre = (u.min() + u.max()) / 2
+    assert len(gaps) == 5 and np.allclose(np.sort(gaps - centre), -np.sort(gaps - centre)[::-1])
+    assert np.all((gaps > u.min()) & (gaps < u.max()))
+    tex = np.zeros((1024, 1024, 3), np.uint8)
+    _fill_island(tex, "teeth", TEETH, 0.15)
+    plain = tex.copy()
+    _draw_tooth_gaps(tex)
+    row = int((ISLANDS["teeth"][1] + ISLANDS["teeth"][3]) / 2 * 1024)
+    for g in gaps:
+        x = int(g * 1024)
+        assert tex[row, x].sum() < 0.8 * plain[row, x].sum()
+    # between the gaps the teeth keep their colour
+    mid = int((gaps[2] + gaps[3]) / 2 * 1024)
+    assert np.array_equal(tex[row, mid], plain[row, mid])

@@ -91,6 +91,12 @@ EYE_SEGMENTS, EYE_STACKS = 16, 12
 CAVITY_AXES = np.array([2.4, 1.8, 2.6])
 CAVITY_RINGS = 8
 TEETH_SEGMENTS = 14
+#: Half-angle (degrees) of the teeth arches round the cavity's vertical axis.
+TEETH_ARCH_DEG = 65.0
+#: Arch angles (degrees) of the gaps between neighbouring teeth. The arch's outer radius is
+#: about 1.7 cm on the template, so these leave central incisors ~0.8 cm wide seen from the
+#: front, lateral incisors ~0.5 cm (they turn away) and the canines at the arch's ends.
+TOOTH_GAPS_DEG = (0.0, 28.0, 50.0)
 #: Texture islands (u0, v0, u1, v1) in the atlas.
 SKIN_DISC_CENTRE = np.array([0.5, 0.5])
 SKIN_DISC_RADIUS = 0.49
@@ -448,7 +454,7 @@ def _teeth_arch(
     y0, y1 = (0.05, 0.85) if upper else (-0.85, -0.05)
     yy = np.array([y0, y1])
     shrink = np.sqrt(1.0 - (np.abs(yy).max() / b) ** 2)
-    phi = np.linspace(-np.radians(65), np.radians(65), TEETH_SEGMENTS + 1)
+    phi = np.linspace(-np.radians(TEETH_ARCH_DEG), np.radians(TEETH_ARCH_DEG), TEETH_SEGMENTS + 1)
     outer, inner = 0.7 * shrink, 0.55 * shrink
     z_back = -0.12 if not upper else 0.0
     pts = []
@@ -518,7 +524,25 @@ def _socket(lid_ring: np.ndarray, eye_centre: np.ndarray) -> tuple[np.ndarray, n
     )
 
 
-def _island(points2d: np.ndarray, name: str, margin: float = 0.06) -> np.ndarray:
+def tooth_gap_us() -> np.ndarray:
+    """Atlas u of every gap between teeth (both arches share them).
+
+    Each arch is mapped into the "teeth" island by its front view (x, y), scaled by its own width,
+    which is its outer ring's at +-TEETH_ARCH_DEG; so an arch angle phi lands at
+    ``sin(phi) / (2 sin(TEETH_ARCH_DEG))`` of the mapped width from the island's centre, whatever
+    the fitted mouth's size."""
+    u0, _, u1, _ = ISLANDS["teeth"]
+    side = (u1 - u0) * (1 - 2 * ISLAND_MARGIN)
+    phi = np.radians(np.array(TOOTH_GAPS_DEG))
+    phi = np.unique(np.concatenate([-phi, phi]))
+    return (u0 + u1) / 2 + np.sin(phi) / (2 * np.sin(np.radians(TEETH_ARCH_DEG))) * side
+
+
+#: Margin of an island's content inside its square (fraction of the side, each way).
+ISLAND_MARGIN = 0.06
+
+
+def _island(points2d: np.ndarray, name: str, margin: float = ISLAND_MARGIN) -> np.ndarray:
     """Map 2D points (k, 2) (x right, y up) into the atlas island ``name`` keeping aspect."""
     u0, v0, u1, v1 = ISLANDS[name]
     lo, hi = points2d.min(0), points2d.max(0)

@@ -23,7 +23,7 @@ Steps (:func:`bake_head_texture`):
    no seam at the rim.
 5. **Eyes, teeth, mouth.** The eyeball island is drawn procedurally (sclera, limbal ring, iris in
    the photo's iris colour with radial fibres, pupil); teeth, tongue and mouth cavity islands are
-   shaded procedural colours.
+   shaded procedural colours, the teeth with thin gaps between incisors and canines.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from scipy import sparse
 
 from vrhub.geometry.canonical_face import EYE_RING_L, EYE_RING_R, MOUTH_RING, load_canonical_face
 from vrhub.geometry.colour_constancy import IDENTITY, tone_correction
-from vrhub.geometry.head_template import ISLANDS, HeadTemplate, get_head_template
+from vrhub.geometry.head_template import ISLANDS, HeadTemplate, get_head_template, tooth_gap_us
 
 MIN_TEXTURE, MAX_TEXTURE = 256, 2048
 #: Iris landmarks (mediapipe refine_landmarks): centre then 4 on the rim, subject's right / left eye.
@@ -306,6 +306,20 @@ def _fill_island(tex: np.ndarray, name: str, colour: np.ndarray, gradient: float
     tex[y0:y1, x0:x1] = np.clip(colour * shade, 0, 255).astype(np.uint8)
 
 
+def _draw_tooth_gaps(tex: np.ndarray) -> None:
+    """Thin shaded gaps between neighbouring teeth over the teeth island (without them a row of
+    teeth reads as one white plank when the mouth opens)."""
+    size = tex.shape[0]
+    _, v0, _, v1 = ISLANDS["teeth"]
+    y0, y1 = int(np.floor(v0 * size)), int(np.ceil(v1 * size))
+    half = max(size / 1400.0, 0.5)  # ~0.7 px at 1024: the gap's half-width
+    x = np.arange(int(np.floor(ISLANDS["teeth"][0] * size)), int(np.ceil(ISLANDS["teeth"][2] * size)))
+    d = np.abs((x[:, None] + 0.5) - tooth_gap_us()[None, :] * size).min(1)
+    dark = 1.0 - 0.45 * np.clip(1.5 - d / half, 0.0, 1.0) / 1.5
+    band = tex[y0:y1, x[0] : x[-1] + 1].astype(np.float32) * dark[None, :, None].astype(np.float32)
+    tex[y0:y1, x[0] : x[-1] + 1] = np.clip(band + 0.5, 0, 255).astype(np.uint8)
+
+
 def bake_head_texture(
     photo: np.ndarray,
     landmarks: np.ndarray,
@@ -426,6 +440,7 @@ def bake_head_texture(
     iris, _ = _iris_colour(photo_c, lm)
     _draw_eye(tex, iris)
     _fill_island(tex, "teeth", TEETH, 0.15)
+    _draw_tooth_gaps(tex)
     _fill_island(tex, "tongue", TONGUE, 0.25)
     _fill_island(tex, "mouth", MOUTH, 0.45)
     skin_area = skin_w > 0.5
