@@ -297,10 +297,11 @@ def test_shading_fit_ignores_a_beard_and_does_not_blow_out_the_skin():
 
 def test_a_folded_mouth_corner_is_untangled_and_nothing_else_moves():
     from vrhub.geometry.canonical_face import load_canonical_face
+    from vrhub.geometry.head_template import get_head_template
     from vrhub.geometry.intersections import self_intersections
-    from vrhub.stages.landmark_head import _face_skin, untangle_face
+    from vrhub.stages.landmark_head import untangle_face
 
-    tris = _face_skin()[0]
+    tris = get_head_template().face_triangles
     canonical = load_canonical_face().vertices
     assert np.array_equal(untangle_face(canonical), canonical)
     pts = canonical.copy()

@@ -11,7 +11,8 @@ import pytest
 from head_fixture import face_photos, make_hair, make_head, pipeline_head
 
 from vrhub.export.gltf_writer import GlbBuilder, vertex_triangles
-from vrhub.geometry.blendshapes import blendshapes_and_jaw, mesh_adjacency
+from vrhub.geometry.blendshapes import blendshapes_and_jaw
+from vrhub.geometry.topology import mesh_adjacency
 from vrhub.pipeline.types import ExportOptions
 from vrhub.stages import gltf_export as export_module
 from vrhub.stages import procedural_rig as rig_module
@@ -119,14 +120,14 @@ def test_topology_caches_are_built_once_and_keyed_by_topology(head_and_hair):
 
 def test_warm_up_fills_the_caches_the_template_head_uses():
     from vrhub.export import gltf_writer
-    from vrhub.geometry import blendshapes
+    from vrhub.geometry import topology
     from vrhub.geometry.head_template import get_head_template
 
     rig_module.warm_up()
     export_module.warm_up()
     template = get_head_template()
-    key = blendshapes.topology_key(template.triangles, len(template.vertices))
-    assert key in blendshapes._ADJACENCY_CACHE
+    key = topology.topology_key(template.triangles, len(template.vertices))
+    assert key in topology._ADJACENCY_CACHE
     assert key in gltf_writer._VERTEX_TRIANGLES
 
 

@@ -25,8 +25,8 @@ from PIL import Image as PILImage
 
 import vrhub
 from vrhub.export.lod import LevelOfDetail, level_of_detail
-from vrhub.geometry.blendshapes import topology_key
 from vrhub.geometry.skinning import JOINT_INDEX, inverse_bind_matrices, local_translations
+from vrhub.geometry.topology import topology_key
 from vrhub.pipeline.types import ExportOptions, RiggedAvatar
 
 _COMPONENT = {

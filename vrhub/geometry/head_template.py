@@ -166,6 +166,11 @@ class HeadTemplate:
     def n_vertices(self) -> int:
         return len(self.vertices)
 
+    @property
+    def face_triangles(self) -> np.ndarray:
+        """(f, 3) the face's skin triangles: those with every corner among the 468 landmarks."""
+        return self.triangles[(self.triangles < 468).all(1)]
+
     def triangle_counts(self) -> dict[str, int]:
         """Triangles per region (a triangle counts for the region that holds all its vertices)."""
         counts: dict[str, int] = {}

@@ -91,7 +91,7 @@ def _vertex_distance_to(face_vertices: np.ndarray, ids: np.ndarray) -> np.ndarra
 def _face_raster(size: int) -> _FaceRaster:
     template = get_head_template()
     face = load_canonical_face()
-    tris = template.triangles[(template.triangles < 468).all(1)]
+    tris = template.face_triangles
     uv = template.uvs[:468] * size - 0.5
     ids = np.full((size, size), -1, np.int32)
     pts = np.round(uv[tris] * 16).astype(np.int32)
@@ -263,16 +263,22 @@ def _iris_colour(photo: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, 
     return np.median(np.concatenate(samples), axis=0), True
 
 
-def _draw_eye(tex: np.ndarray, iris: np.ndarray) -> None:
-    """Paint the eyeball island: polar map, front pole at the island centre (see head_template)."""
-    size = tex.shape[0]
-    u0, v0, u1, v1 = ISLANDS["eye"]
-    x0, y0, x1, y1 = (
+def _island_box(name: str, size: int) -> tuple[int, int, int, int]:
+    """Texel box (x0, y0, x1, y1) that covers atlas island ``name`` in a ``size`` texture."""
+    u0, v0, u1, v1 = ISLANDS[name]
+    return (
         int(np.floor(u0 * size)),
         int(np.floor(v0 * size)),
         int(np.ceil(u1 * size)),
         int(np.ceil(v1 * size)),
     )
+
+
+def _draw_eye(tex: np.ndarray, iris: np.ndarray) -> None:
+    """Paint the eyeball island: polar map, front pole at the island centre (see head_template)."""
+    size = tex.shape[0]
+    u0, v0, u1, v1 = ISLANDS["eye"]
+    x0, y0, x1, y1 = _island_box("eye", size)
     yy, xx = np.mgrid[y0:y1, x0:x1]
     cu, cv_ = (u0 + u1) / 2 * size, (v0 + v1) / 2 * size
     half = (u1 - u0) * (1 - 2 * 0.02) / 2 * size
@@ -292,14 +298,7 @@ def _draw_eye(tex: np.ndarray, iris: np.ndarray) -> None:
 
 
 def _fill_island(tex: np.ndarray, name: str, colour: np.ndarray, gradient: float) -> None:
-    size = tex.shape[0]
-    u0, v0, u1, v1 = ISLANDS[name]
-    x0, y0, x1, y1 = (
-        int(np.floor(u0 * size)),
-        int(np.floor(v0 * size)),
-        int(np.ceil(u1 * size)),
-        int(np.ceil(v1 * size)),
-    )
+    x0, y0, x1, y1 = _island_box(name, tex.shape[0])
     yy = np.linspace(0, 1, y1 - y0)[:, None, None]
     xx = np.linspace(-1, 1, x1 - x0)[None, :, None]
     shade = 1.0 - gradient * (0.5 * yy + 0.5 * xx**2)
@@ -310,14 +309,12 @@ def _draw_tooth_gaps(tex: np.ndarray) -> None:
     """Thin shaded gaps between neighbouring teeth over the teeth island (without them a row of
     teeth reads as one white plank when the mouth opens)."""
     size = tex.shape[0]
-    _, v0, _, v1 = ISLANDS["teeth"]
-    y0, y1 = int(np.floor(v0 * size)), int(np.ceil(v1 * size))
+    x0, y0, x1, y1 = _island_box("teeth", size)
     half = max(size / 1400.0, 0.5)  # ~0.7 px at 1024: the gap's half-width
-    x = np.arange(int(np.floor(ISLANDS["teeth"][0] * size)), int(np.ceil(ISLANDS["teeth"][2] * size)))
-    d = np.abs((x[:, None] + 0.5) - tooth_gap_us()[None, :] * size).min(1)
+    d = np.abs((np.arange(x0, x1)[:, None] + 0.5) - tooth_gap_us()[None, :] * size).min(1)
     dark = 1.0 - 0.45 * np.clip(1.5 - d / half, 0.0, 1.0) / 1.5
-    band = tex[y0:y1, x[0] : x[-1] + 1].astype(np.float32) * dark[None, :, None].astype(np.float32)
-    tex[y0:y1, x[0] : x[-1] + 1] = np.clip(band + 0.5, 0, 255).astype(np.uint8)
+    band = tex[y0:y1, x0:x1].astype(np.float32) * dark[None, :, None].astype(np.float32)
+    tex[y0:y1, x0:x1] = np.clip(band + 0.5, 0, 255).astype(np.uint8)
 
 
 def bake_head_texture(

@@ -40,6 +40,7 @@ from vrhub.geometry.canonical_face import load_canonical_face
 from vrhub.geometry.head_template import fit_head_template, get_head_template
 from vrhub.geometry.intersections import self_intersections
 from vrhub.geometry.texture import bake_head_texture
+from vrhub.geometry.topology import mesh_adjacency
 from vrhub.pipeline.types import ARKIT_BLENDSHAPES, FaceObservation, HeadModel, Photo, Segmentation
 from vrhub.stages.mediapipe_detect import IRIS_LEFT, IRIS_RIGHT, head_pose
 
@@ -267,22 +268,6 @@ def keep_lips_apart(points: np.ndarray) -> np.ndarray:
 UNTANGLE_ROUNDS, UNTANGLE_STEP = 30, 0.5
 
 
-@lru_cache(maxsize=1)
-def _face_skin() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The template's face skin triangles (all corners among the 468 landmarks), each landmark's
-    neighbours as a (468, 468) 0/1 matrix and its neighbour count."""
-    from scipy import sparse
-
-    tris = get_head_template().triangles
-    tris = tris[(tris < 468).all(1)]
-    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
-    adj = sparse.coo_matrix(
-        (np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(468, 468)
-    ).tocsr()
-    adj.data[:] = 1.0
-    return tris, adj, np.asarray(adj.sum(1)).ravel()
-
-
 def untangle_face(points: np.ndarray) -> np.ndarray:
     """Unfold the face where its skin passes through itself.
 
@@ -292,7 +277,8 @@ def untangle_face(points: np.ndarray) -> np.ndarray:
     triangles move half-way toward the mean of their neighbours (a local Laplacian step), at most
     :data:`UNTANGLE_ROUNDS` times. points (k >= 468, 3) cm, head frame -> same; a face without
     crossings is returned unchanged."""
-    tris, adj, deg = _face_skin()
+    tris = get_head_template().face_triangles
+    adj, deg = mesh_adjacency(tris, 468)
     out = np.array(points, np.float64, copy=True)
     for _ in range(UNTANGLE_ROUNDS):
         pairs = self_intersections(out[:468], tris)
